@@ -1,0 +1,182 @@
+"""SoftRas-style camera functions: they transform vertices ``(B, N, 3)`` (world -> camera -> NDC).
+
+Frame and formulas: :mod:`taichi_softras.conventions` (SoftRas's left-handed frame).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence, Union
+
+import torch
+import torch.nn.functional as F
+
+from . import conventions as C
+
+Vec3 = Union[torch.Tensor, Sequence[float]]
+
+
+def _as_batched_vec3(v: Vec3, batch_size: int, like: torch.Tensor, name: str) -> torch.Tensor:
+    t = torch.as_tensor(v, dtype=like.dtype, device=like.device)
+    if t.ndim == 1:
+        t = t[None]
+    if t.ndim != 2 or t.shape[-1] != 3:
+        raise ValueError(f"{name} must have shape (3,) or (B, 3), got {tuple(t.shape)}")
+    if t.shape[0] == 1 and batch_size != 1:
+        t = t.expand(batch_size, 3)
+    if t.shape[0] != batch_size:
+        raise ValueError(f"{name} has batch {t.shape[0]} but vertices have batch {batch_size}")
+    return t
+
+
+def _check_vertices(vertices: torch.Tensor) -> None:
+    if not isinstance(vertices, torch.Tensor):
+        raise TypeError(f"vertices must be a torch.Tensor, got {type(vertices).__name__}")
+    if vertices.ndim != 3 or vertices.shape[-1] != 3:
+        raise ValueError(f"vertices must have shape (B, N, 3), got {tuple(vertices.shape)}")
+
+
+def camera_rotation(z_axis: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """Rows x, y, z of the world -> camera rotation ``(B, 3, 3)`` for a viewing direction z_axis."""
+    z_axis = F.normalize(z_axis, eps=1e-5)
+    x_axis = F.normalize(torch.cross(up, z_axis, dim=-1), eps=1e-5)
+    y_axis = F.normalize(torch.cross(z_axis, x_axis, dim=-1), eps=1e-5)
+    return torch.stack((x_axis, y_axis, z_axis), dim=1)
+
+
+def look_at(vertices: torch.Tensor, eye: Vec3, at: Vec3 = (0, 0, 0), up: Vec3 = (0, 1, 0)) -> torch.Tensor:
+    """World ``(B, N, 3)`` -> camera coordinates for an eye looking at ``at``. eye/at/up: (3,) or (B, 3)."""
+    _check_vertices(vertices)
+    b = vertices.shape[0]
+    eye = _as_batched_vec3(eye, b, vertices, "eye")
+    at = _as_batched_vec3(at, b, vertices, "at")
+    up = _as_batched_vec3(up, b, vertices, "up")
+    r = camera_rotation(at - eye, up)
+    return torch.matmul(vertices - eye[:, None, :], r.transpose(1, 2))
+
+
+def look(vertices: torch.Tensor, eye: Vec3, direction: Vec3 = (0, 0, 1), up: Vec3 = (0, 1, 0)) -> torch.Tensor:
+    """World ``(B, N, 3)`` -> camera coordinates for an eye looking along ``direction``."""
+    _check_vertices(vertices)
+    b = vertices.shape[0]
+    eye = _as_batched_vec3(eye, b, vertices, "eye")
+    direction = _as_batched_vec3(direction, b, vertices, "direction")
+    up = _as_batched_vec3(up, b, vertices, "up")
+    r = camera_rotation(direction, up)
+    return torch.matmul(vertices - eye[:, None, :], r.transpose(1, 2))
+
+
+def perspective(vertices: torch.Tensor, angle: float = C.VIEWING_ANGLE) -> torch.Tensor:
+    """Camera ``(B, N, 3)`` -> NDC x, y with camera depth z kept: x / (z tan(angle)). angle in degrees."""
+    _check_vertices(vertices)
+    width = math.tan(math.radians(angle))
+    z = vertices[..., 2]
+    return torch.stack((vertices[..., 0] / z / width, vertices[..., 1] / z / width, z), dim=-1)
+
+
+def orthogonal(vertices: torch.Tensor, scale: float) -> torch.Tensor:
+    """Camera ``(B, N, 3)`` -> NDC by scaling x, y (z kept)."""
+    _check_vertices(vertices)
+    return torch.stack((vertices[..., 0] * scale, vertices[..., 1] * scale, vertices[..., 2]), dim=-1)
+
+
+def projection(
+    vertices: torch.Tensor, P: torch.Tensor, dist_coeffs: torch.Tensor | None = None, orig_size: float = 512
+) -> torch.Tensor:
+    """Project world vertices ``(B, N, 3)`` with a 3x4 matrix ``P (B, 3, 4)`` (or (3, 4)) and
+    OpenCV distortion coefficients ``(B, 5)`` (k1, k2, p1, p2, k3) into NDC, keeping depth."""
+    _check_vertices(vertices)
+    P = torch.as_tensor(P, dtype=vertices.dtype, device=vertices.device)
+    if P.ndim == 2:
+        P = P[None]
+    if P.shape[-2:] != (3, 4):
+        raise ValueError(f"P must have shape (3, 4) or (B, 3, 4), got {tuple(P.shape)}")
+    P = P.expand(vertices.shape[0], 3, 4)
+    if dist_coeffs is None:
+        dist_coeffs = torch.zeros(vertices.shape[0], 5, dtype=vertices.dtype, device=vertices.device)
+    dist_coeffs = torch.as_tensor(dist_coeffs, dtype=vertices.dtype, device=vertices.device)
+    if dist_coeffs.ndim == 1:
+        dist_coeffs = dist_coeffs[None]
+    if dist_coeffs.shape[-1] != 5:
+        raise ValueError(f"dist_coeffs must have shape (5,) or (B, 5), got {tuple(dist_coeffs.shape)}")
+    dist_coeffs = dist_coeffs.expand(vertices.shape[0], 5)
+    homog = torch.cat([vertices, torch.ones_like(vertices[..., :1])], dim=-1)
+    v = torch.bmm(homog, P.transpose(2, 1))
+    x, y, z = v[..., 0], v[..., 1], v[..., 2]
+    x_ = x / (z + 1e-5)
+    y_ = y / (z + 1e-5)
+    k1, k2, p1, p2, k3 = (dist_coeffs[:, None, i] for i in range(5))
+    r2 = x_**2 + y_**2
+    radial = 1 + k1 * r2 + k2 * r2**2 + k3 * r2**3
+    x__ = x_ * radial + 2 * p1 * x_ * y_ + p2 * (r2 + 2 * x_**2)
+    y__ = y_ * radial + p1 * (r2 + 2 * y_**2) + 2 * p2 * x_ * y_
+    x__ = 2 * (x__ - orig_size / 2.0) / orig_size
+    y__ = 2 * (y__ - orig_size / 2.0) / orig_size
+    return torch.stack([x__, y__, z], dim=-1)
+
+
+def get_points_from_angles(distance, elevation, azimuth, degrees: bool = True):
+    """Eye position(s) from spherical angles: (d cos e sin a, d sin e, -d cos e cos a).
+
+    Scalars give a tuple of three floats; tensors ``(B,)`` (broadcastable) give ``(B, 3)``.
+    """
+    if all(isinstance(a, (int, float)) for a in (distance, elevation, azimuth)):
+        if degrees:
+            elevation, azimuth = math.radians(elevation), math.radians(azimuth)
+        return (
+            distance * math.cos(elevation) * math.sin(azimuth),
+            distance * math.sin(elevation),
+            -distance * math.cos(elevation) * math.cos(azimuth),
+        )
+    ref = next(a for a in (distance, elevation, azimuth) if isinstance(a, torch.Tensor))
+    dtype = ref.dtype if ref.is_floating_point() else torch.float32
+    distance, elevation, azimuth = (torch.as_tensor(a, dtype=dtype, device=ref.device) for a in (distance, elevation, azimuth))
+    distance, elevation, azimuth = torch.broadcast_tensors(distance, elevation, azimuth)
+    if degrees:
+        elevation = elevation * (math.pi / 180.0)
+        azimuth = azimuth * (math.pi / 180.0)
+    return torch.stack(
+        [
+            distance * torch.cos(elevation) * torch.sin(azimuth),
+            distance * torch.sin(elevation),
+            -distance * torch.cos(elevation) * torch.cos(azimuth),
+        ],
+        dim=-1,
+    ).reshape(-1, 3)
+
+
+def pixel_rays(
+    eye: torch.Tensor,
+    at: Vec3 = (0, 0, 0),
+    up: Vec3 = (0, 1, 0),
+    viewing_angle: float = C.VIEWING_ANGLE,
+    image_size: int | tuple[int, int] = C.IMAGE_SIZE,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """World-space rays through the pixel centres of a look_at perspective camera.
+
+    eye: ``(3,)`` or ``(B, 3)``. Returns origins and unit directions, each ``(B, H*W, 3)``, pixels
+    in row-major order (row 0 = top), matching the rasterizer's images.
+    """
+    eye = torch.as_tensor(eye)
+    if not eye.is_floating_point():
+        eye = eye.float()
+    if eye.ndim == 1:
+        eye = eye[None]
+    if eye.ndim != 2 or eye.shape[-1] != 3:
+        raise ValueError(f"eye must have shape (3,) or (B, 3), got {tuple(eye.shape)}")
+    h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if h <= 0 or w <= 0:
+        raise ValueError(f"image_size must be positive, got {image_size}")
+    b = eye.shape[0]
+    at_t = _as_batched_vec3(at, b, eye, "at")
+    up_t = _as_batched_vec3(up, b, eye, "up")
+    r = camera_rotation(at_t - eye, up_t)  # world -> camera rows
+    xs, ys = C.pixel_centres(h, w)
+    t = math.tan(math.radians(viewing_angle))
+    xs_t = torch.tensor(xs, dtype=eye.dtype, device=eye.device) * t
+    ys_t = torch.tensor(ys, dtype=eye.dtype, device=eye.device) * t
+    yy, xx = torch.meshgrid(ys_t, xs_t, indexing="ij")
+    d_cam = torch.stack((xx, yy, torch.ones_like(xx)), dim=-1).reshape(1, h * w, 3).expand(b, h * w, 3)
+    d_world = F.normalize(torch.matmul(d_cam, r), dim=-1)  # camera -> world is R^T: v_cam @ R
+    origins = eye[:, None, :].expand(b, h * w, 3).contiguous()
+    return origins, d_world.contiguous()

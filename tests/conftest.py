@@ -1,0 +1,26 @@
+import os
+
+import pytest
+import torch
+
+from taichi_softras import runtime
+
+
+def pytest_collection_modifyitems(config, items):
+    """CUDA tests need a GPU and a process whose Taichi runs on CUDA (TAICHI_SOFTRAS_ARCH=cuda)."""
+    cuda_ok = torch.cuda.is_available() and os.environ.get("TAICHI_SOFTRAS_ARCH", "") == "cuda"
+    for item in items:
+        if "cuda" in item.keywords and not cuda_ok:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU and TAICHI_SOFTRAS_ARCH=cuda"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def taichi_runtime():
+    """One Taichi runtime per test process (never ti.init in a test)."""
+    return runtime.ensure_initialized()
+
+
+@pytest.fixture(scope="session")
+def device():
+    """The torch device matching the process's Taichi arch."""
+    return torch.device("cuda" if runtime.active_arch() == "cuda" else "cpu")
