@@ -1,0 +1,183 @@
+"""Dense pure-torch SoftRas rasterizer: the specification the Taichi kernels are tested against.
+
+Same signature and conventions as :func:`taichi_softras.soft_rasterize` (see
+:mod:`taichi_softras.conventions`). Memory and work are O(B*F*H*W): tiny scenes only (``face_chunk``
+bounds the memory of one step, not of the autograd graph).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .. import conventions as C
+from ..ops.settings import RasterSettings, parse_rasterize_args
+
+
+def _pixel_grid(s: RasterSettings, like: torch.Tensor):
+    xs, ys = C.pixel_centres(s.height, s.width)
+    x = torch.tensor(xs, dtype=like.dtype, device=like.device)
+    y = torch.tensor(ys, dtype=like.dtype, device=like.device)
+    py, px = torch.meshgrid(y, x, indexing="ij")
+    return px.reshape(1, 1, -1), py.reshape(1, 1, -1)  # (1, 1, P)
+
+
+def _segment_dist2(px, py, ax, ay, bx, by):
+    ex, ey = bx - ax, by - ay
+    len2 = torch.clamp(ex * ex + ey * ey, min=1e-30)
+    t = torch.clamp(((px - ax) * ex + (py - ay) * ey) / len2, 0.0, 1.0)
+    dx, dy = px - (ax + t * ex), py - (ay + t * ey)
+    return dx * dx + dy * dy
+
+
+def _softplus(x):
+    """log(1 + exp(x)) without overflow (the kernels use this exact form)."""
+    return torch.clamp(x, min=0.0) + torch.log1p(torch.exp(-torch.abs(x)))
+
+
+def _fragments(fv: torch.Tensor, s: RasterSettings, px, py):
+    """Per (b, f, p) quantities. fv: (B, Fc, 3, 3). Returns a dict of (B, Fc, P) tensors."""
+    x = [fv[:, :, i, 0, None] for i in range(3)]
+    y = [fv[:, :, i, 1, None] for i in range(3)]
+    z = [fv[:, :, i, 2, None] for i in range(3)]
+    culled = (z[0] <= C.Z_CULL) | (z[1] <= C.Z_CULL) | (z[2] <= C.Z_CULL)
+    r = s.threshold**0.5
+    xmin = torch.minimum(torch.minimum(x[0], x[1]), x[2])
+    xmax = torch.maximum(torch.maximum(x[0], x[1]), x[2])
+    ymin = torch.minimum(torch.minimum(y[0], y[1]), y[2])
+    ymax = torch.maximum(torch.maximum(y[0], y[1]), y[2])
+    in_box = (px >= xmin - r) & (px <= xmax + r) & (py >= ymin - r) & (py <= ymax + r)
+
+    det = (y[1] - y[2]) * (x[0] - x[2]) + (x[2] - x[1]) * (y[0] - y[2])
+    det = torch.where(det >= 0, torch.clamp(det, min=C.DET_EPS), torch.clamp(det, max=-C.DET_EPS))
+    w0 = ((y[1] - y[2]) * (px - x[2]) + (x[2] - x[1]) * (py - y[2])) / det
+    w1 = ((y[2] - y[0]) * (px - x[2]) + (x[0] - x[2]) * (py - y[2])) / det
+    w2 = 1.0 - w0 - w1
+    inside = (w0 > 0) & (w1 > 0) & (w2 > 0)
+
+    if s.dist_func == "barycentric":
+        d2 = torch.minimum(torch.minimum(w0, w1), w2) ** 2
+    else:
+        d2 = torch.minimum(
+            torch.minimum(_segment_dist2(px, py, x[0], y[0], x[1], y[1]), _segment_dist2(px, py, x[1], y[1], x[2], y[2])),
+            _segment_dist2(px, py, x[2], y[2], x[0], y[0]),
+        )
+    if s.dist_func == "hard":
+        keep = in_box & ~culled & inside
+    else:
+        keep = in_box & ~culled & (inside | (d2 < s.threshold))
+    sign = torch.where(inside, 1.0, -1.0).to(fv.dtype)
+    xs = sign * d2 / s.sigma_val
+    D = 1.0 / (1.0 + torch.exp(-xs)) if s.dist_func != "hard" else inside.to(fv.dtype)
+
+    # Clipped, renormalized barycentrics -> perspective-correct depth.
+    wc = [torch.clamp(w, 0.0, 1.0) for w in (w0, w1, w2)]
+    wsum = torch.clamp(wc[0] + wc[1] + wc[2], min=C.BARY_SUM_EPS)
+    wc = [w / wsum for w in wc]
+    zp = 1.0 / (wc[0] / z[0] + wc[1] / z[1] + wc[2] / z[2])
+    zn = (s.far - zp) / (s.far - s.near)
+    front = (y[2] - y[0]) * (x[1] - x[0]) < (y[1] - y[0]) * (x[2] - x[0])
+    colours = keep & (zp >= s.near) & (zp <= s.far)
+    if not s.fill_back:
+        colours = colours & front
+    return dict(keep=keep, inside=inside, xs=xs, D=D, wc=wc, zp=zp, zn=zn, colours=colours)
+
+
+def _sample(tex: torch.Tensor, wc, s: RasterSettings):
+    """Colour (B, Fc, P, 3) of each fragment. tex: (B, Fc, T, 3)."""
+    if s.texture_type == "vertex":
+        return sum(wc[i][..., None] * tex[:, :, i, None, :] for i in range(3))
+    res = s.texture_res
+    wx = torch.clamp(torch.floor(wc[0] * res), max=res - 1)
+    wy = torch.clamp(torch.floor(wc[1] * res), max=res - 1)
+    lower = (wc[0] + wc[1]) * res - wx - wy <= 1
+    idx = torch.where(lower, wy * res + wx, (res - 1 - wy) * res + (res - 1 - wx)).long()  # (B, Fc, P)
+    b, fc, p = idx.shape
+    return torch.gather(tex, 2, idx.reshape(b, fc, p, 1).expand(b, fc, p, 3))
+
+
+def soft_rasterize(
+    face_vertices: torch.Tensor,
+    textures: torch.Tensor,
+    image_size=C.IMAGE_SIZE,
+    background_color=C.BACKGROUND_COLOR,
+    near=C.NEAR,
+    far=C.FAR,
+    fill_back=True,
+    eps=C.EPS,
+    sigma_val=C.SIGMA_VAL,
+    dist_func="euclidean",
+    dist_eps=C.DIST_EPS,
+    gamma_val=C.GAMMA_VAL,
+    aggr_func_rgb="softmax",
+    aggr_func_alpha="prod",
+    texture_type="surface",
+    *,
+    return_depth=False,
+    face_chunk: int = 64,
+):
+    """Dense reference of :func:`taichi_softras.soft_rasterize`: ``(B, 4, H, W)`` RGBA [, ``(B, 1, H, W)`` depth]."""
+    s = parse_rasterize_args(
+        face_vertices, textures, image_size, background_color, near, far, fill_back, eps, sigma_val,
+        dist_func, dist_eps, gamma_val, aggr_func_rgb, aggr_func_alpha, texture_type,
+    )
+    b, nf = face_vertices.shape[:2]
+    h, w = s.height, s.width
+    px, py = _pixel_grid(s, face_vertices)
+    like = face_vertices
+    zeros = lambda *shape: torch.zeros(*shape, dtype=like.dtype, device=like.device)  # noqa: E731
+    chunks = [(i, min(i + face_chunk, nf)) for i in range(0, nf, face_chunk)]
+
+    # Pass 1 (no gradients): the softmax shift m, hard alpha and the hard-colour face per pixel.
+    m = torch.full((b, 1, h * w), s.eps, dtype=like.dtype, device=like.device)
+    any_hard = torch.zeros(b, 1, h * w, dtype=torch.bool, device=like.device)
+    best_z = torch.full((b, 1, h * w), float("inf"), dtype=like.dtype, device=like.device)
+    best_f = torch.full((b, 1, h * w), -1, dtype=torch.long, device=like.device)
+    with torch.no_grad():
+        for lo, hi in chunks:
+            fr = _fragments(face_vertices[:, lo:hi], s, px, py)
+            zn = torch.where(fr["colours"], fr["zn"], torch.full_like(fr["zn"], -float("inf")))
+            m = torch.maximum(m, zn.amax(dim=1, keepdim=True))
+            any_hard |= (fr["keep"] & (fr["D"] > 0.5)).any(dim=1, keepdim=True)
+            cand = torch.where(fr["colours"] & fr["inside"], fr["zp"], torch.full_like(fr["zp"], float("inf")))
+            cz, cf = cand.min(dim=1, keepdim=True)
+            better = cz < best_z
+            best_z = torch.where(better, cz, best_z)
+            best_f = torch.where(better, cf + lo, best_f)
+
+    # Pass 2 (differentiable): sums over faces.
+    logsum, dsum = zeros(b, 1, h * w), zeros(b, 1, h * w)
+    wsum, wzsum, wcsum = zeros(b, 1, h * w), zeros(b, 1, h * w), zeros(b, 1, h * w, 3)
+    for lo, hi in chunks:
+        fr = _fragments(face_vertices[:, lo:hi], s, px, py)
+        keep = fr["keep"].to(like.dtype)
+        logsum = logsum + (-_softplus(fr["xs"]) * keep).sum(1, keepdim=True)
+        dsum = dsum + (fr["D"] * keep).sum(1, keepdim=True)
+        if s.aggr_func_rgb == "softmax":
+            expo = torch.where(fr["colours"], (fr["zn"] - m) / s.gamma_val, torch.full_like(fr["zn"], -float("inf")))
+            wf = fr["D"] * torch.exp(expo)
+        else:
+            fidx = torch.arange(lo, hi, device=like.device).view(1, -1, 1)
+            wf = (fidx == best_f).to(like.dtype)
+        col = _sample(textures[:, lo:hi], fr["wc"], s)
+        wsum = wsum + wf.sum(1, keepdim=True)
+        wzsum = wzsum + (wf * fr["zp"]).sum(1, keepdim=True)
+        wcsum = wcsum + (wf[..., None] * col).sum(1, keepdim=True)
+
+    bg = torch.tensor(s.background_color, dtype=like.dtype, device=like.device)
+    if s.aggr_func_rgb == "softmax":
+        wb = torch.exp((s.eps - m) / s.gamma_val)
+    else:
+        wb = (best_f < 0).to(like.dtype)
+    rgb = (wcsum + wb[..., None] * bg) / (wsum + wb)[..., None]  # (B, 1, P, 3)
+    if s.aggr_func_alpha == "hard" or (s.dist_func == "hard" and s.aggr_func_alpha == "prod"):
+        alpha = any_hard.to(like.dtype)
+    elif s.aggr_func_alpha == "prod":
+        alpha = 1.0 - torch.exp(logsum)
+    else:
+        alpha = dsum / nf
+    image = torch.cat([rgb[:, 0].permute(0, 2, 1), alpha], dim=1).reshape(b, 4, h, w)
+    if not return_depth:
+        return image
+    safe = torch.where(wsum > 0, wsum, torch.ones_like(wsum))
+    depth = torch.where(wsum > 0, wzsum / safe, torch.full_like(wsum, s.far))
+    return image, depth.reshape(b, 1, h, w)
