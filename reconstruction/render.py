@@ -1,0 +1,42 @@
+"""Rendering in the dataset's camera setup (look_at, viewing angle 15 deg, 64^2; see
+:mod:`reconstruction.datasets`), shared by the generator and the training losses."""
+
+from __future__ import annotations
+
+import torch
+
+from taichi_softras import lighting
+from taichi_softras.cameras import look_at, perspective
+from taichi_softras.geometry import face_normals, face_vertices
+from taichi_softras.reference.rasterize import soft_rasterize
+
+from . import datasets as D
+
+
+def project(vertices: torch.Tensor, view_ids: torch.Tensor) -> torch.Tensor:
+    """World vertices ``(B, N, 3)`` -> NDC x, y and camera depth for the dataset views ``(B,)``."""
+    eyes = D.view_eyes(view_ids).to(vertices)
+    return perspective(look_at(vertices, eyes), D.VIEWING_ANGLE)
+
+
+def render(
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    view_ids: torch.Tensor,
+    face_colours: torch.Tensor | None = None,
+    *,
+    image_size: int = D.IMAGE_SIZE,
+    **raster_kwargs,
+) -> torch.Tensor:
+    """RGBA ``(B, 4, H, W)`` of meshes vertices ``(B, N, 3)``, faces ``(B, F, 3)`` seen from views
+    ``(B,)``. ``face_colours (B, F, 3)`` are lit (ambient + directional, DESIGN.md §2); without
+    them the RGB is white and only the alpha (silhouette) matters."""
+    world = face_vertices(vertices, faces)
+    if face_colours is None:
+        face_colours = torch.ones(world.shape[:2] + (3,), dtype=vertices.dtype, device=vertices.device)
+    light = lighting.directional_lighting(
+        lighting.ambient_lighting(torch.zeros_like(face_colours)), face_normals(world)
+    )
+    textures = (face_colours * light)[:, :, None, :].contiguous()
+    screen = face_vertices(project(vertices, view_ids), faces)
+    return soft_rasterize(screen, textures, image_size, **raster_kwargs)
