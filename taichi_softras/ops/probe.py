@@ -1,0 +1,375 @@
+"""Anchor-ray probing (NeurIPS'19 "field probing"): max pooling of anchor values along rays.
+
+``probe_rays`` takes arbitrary rays; ``probe_view`` builds the rays of a look_at perspective camera
+(:func:`taichi_softras.cameras.pixel_rays`) and adds boundary-aware assignment from a silhouette.
+Kernels: :mod:`taichi_softras.kernels.probe`; dense pure-torch statement of the same op:
+:mod:`taichi_softras.reference.probe`. Gradients reach ``values`` only (at each ray's arg-max anchor,
+as max pooling does), through Taichi autodiff of a gather.
+
+Binning: when all rays of a batch element share one origin (a pinhole), anchors are binned into
+tiles of a screen plane perpendicular to the mean ray direction (each anchor's sphere covers a
+box of tangent coordinates), so cost follows (ray, anchor) hits. Rays of other layouts, and rays
+more than ~78 degrees off the mean direction, test every anchor of their batch element: O(R N).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .. import cameras, runtime
+from .checks import check_finite, check_positive, check_same_device, check_tensor, image_hw
+
+#: Rays with d . axis <= this cos (about 78 degrees off the pinhole's mean direction) skip the tiles.
+_MIN_AXIS_COS = 0.2
+#: Rays per screen tile aimed at by the binning (tiles per side are capped at _MAX_GRID).
+_RAYS_PER_TILE = 4
+_MAX_GRID = 128
+#: Directions must have | |d| - 1 | <= this.
+_UNIT_TOL = 1e-4
+
+
+class ProbeResult(NamedTuple):
+    """Per-ray results, each ``(B, R)``: the max-pooled value (0 without probes; differentiable
+    w.r.t. the anchor values), the arg-max anchor index in ``[0, N)`` or -1 (int64) and the probe
+    count (int64)."""
+
+    value: torch.Tensor
+    index: torch.Tensor
+    count: torch.Tensor
+
+
+def check_probe_args(origins, directions, anchors, radius, values, ray_labels=None, anchor_labels=None):
+    """Validate ``probe_rays``' arguments (shared with the reference); returns radius as ``(B, N)``."""
+    check_tensor(origins, "origins", ndim=3, last=(3,))
+    check_tensor(directions, "directions", ndim=3, last=(3,))
+    check_tensor(anchors, "anchors", ndim=3, last=(3,))
+    check_tensor(values, "values", ndim=2)
+    if directions.shape != origins.shape:
+        raise ValueError(f"directions must have the shape of origins {tuple(origins.shape)}, got {tuple(directions.shape)}")
+    b, n = anchors.shape[:2]
+    if origins.shape[0] != b:
+        raise ValueError(f"anchors must have the batch size of origins ({origins.shape[0]}), got {tuple(anchors.shape)}")
+    if values.shape != (b, n):
+        raise ValueError(f"values must have shape (B, N) = ({b}, {n}) like anchors, got {tuple(values.shape)}")
+    for name, t in (("directions", directions), ("anchors", anchors), ("values", values)):
+        if t.dtype != origins.dtype:
+            raise TypeError(f"{name} must have the dtype of origins ({origins.dtype}), got {t.dtype}")
+        check_same_device(origins, t, "origins", name)
+    for name, t in (("origins", origins), ("directions", directions), ("anchors", anchors), ("values", values)):
+        check_finite(t, name)
+    if directions.numel():
+        norms = directions.norm(dim=-1)
+        if bool((norms == 0).any()):
+            raise ValueError("directions must be unit vectors, got a zero-length direction")
+        worst = float((norms - 1).abs().max())
+        if worst > _UNIT_TOL:
+            raise ValueError(f"directions must be unit vectors (| |d| - 1 | <= {_UNIT_TOL}), got a deviation of {worst:.3g}")
+    if isinstance(radius, torch.Tensor) and radius.ndim > 0:
+        check_tensor(radius, "radius")
+        check_same_device(origins, radius, "origins", "radius")
+        if radius.shape not in ((n,), (b, n)):
+            raise ValueError(f"radius must be a number or have shape (N,) or (B, N) = ({b}, {n}), got {tuple(radius.shape)}")
+        check_finite(radius, "radius")
+        if n and not bool((radius > 0).all()):
+            raise ValueError(f"radius must be > 0, got a minimum of {float(radius.min()):.3g}")
+        radius = radius.to(origins.dtype).expand(b, n)
+    else:
+        r = check_positive(float(radius) if isinstance(radius, torch.Tensor) else radius, "radius")
+        if not math.isfinite(r):
+            raise ValueError(f"radius must be finite, got {r}")
+        radius = torch.full((b, n), r, dtype=origins.dtype, device=origins.device)
+    if (ray_labels is None) != (anchor_labels is None):
+        raise ValueError("ray_labels and anchor_labels must be given together (boundary-aware assignment) or not at all")
+    if ray_labels is not None:
+        for name, t, shape in (("ray_labels", ray_labels, origins.shape[:2]), ("anchor_labels", anchor_labels, (b, n))):
+            check_tensor(t, name, floating=False)
+            check_same_device(origins, t, "origins", name)
+            if t.shape != shape:
+                raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(t.shape)}")
+    return radius
+
+
+def _tangent_frame(axis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two unit vectors ``(B, 3)`` completing ``axis (B, 3)`` to an orthonormal frame."""
+    helper = torch.zeros_like(axis)
+    helper[:, 1] = 1.0
+    near_y = axis[:, 1].abs() > 0.9
+    helper[near_y] = torch.tensor([1.0, 0.0, 0.0], dtype=axis.dtype, device=axis.device)
+    e1 = F.normalize(torch.cross(helper, axis, dim=-1), dim=-1)
+    return e1, torch.cross(axis, e1, dim=-1)
+
+
+def _cone_interval(q_side: torch.Tensor, q_axis: torch.Tensor, radius: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Range of side/axis slopes of a sphere seen from the origin (needs q_axis > radius): the
+    tangents of the two lines from the origin touching the disk (q_side, q_axis), radius r."""
+    centre = torch.atan2(q_side, q_axis)
+    half = torch.asin((radius / torch.sqrt(q_side**2 + q_axis**2)).clamp(max=1.0))
+    return torch.tan(centre - half), torch.tan(centre + half)
+
+
+def _bin_pinhole(origins, directions, anchors, radius):
+    """Screen-tile binning for pinhole rays (torch, float64 geometry; integer work in Taichi).
+
+    Returns ``(ray_tile (B*R,) int32, tile_box (B*N, 4) int32, grid)`` or None when some batch
+    element's rays do not share one origin.
+    """
+    b, r = origins.shape[:2]
+    eye = origins[:, :1]
+    if not bool((origins == eye).all()):
+        return None
+    d = directions.double()
+    axis = d.sum(1)
+    degenerate = axis.norm(dim=-1) < 1e-6 * r
+    axis[degenerate] = d[degenerate, 0]
+    axis = F.normalize(axis, dim=-1)
+    e1, e2 = _tangent_frame(axis)
+    frame = torch.stack((e1, e2, axis), dim=1)  # rows: world -> (side u, side v, axis)
+    dl = torch.einsum("brk,bjk->brj", d, frame)
+    fast = dl[..., 2] > _MIN_AXIS_COS
+    u = dl[..., 0] / dl[..., 2].clamp(min=_MIN_AXIS_COS)
+    v = dl[..., 1] / dl[..., 2].clamp(min=_MIN_AXIS_COS)
+    inf = torch.tensor(math.inf, dtype=torch.float64, device=d.device)
+    lo_u, hi_u = torch.where(fast, u, inf).amin(1), torch.where(fast, u, -inf).amax(1)
+    lo_v, hi_v = torch.where(fast, v, inf).amin(1), torch.where(fast, v, -inf).amax(1)
+    any_fast = fast.any(1)
+    lo_u, hi_u = torch.where(any_fast, lo_u, 0), torch.where(any_fast, hi_u, 1)
+    lo_v, hi_v = torch.where(any_fast, lo_v, 0), torch.where(any_fast, hi_v, 1)
+    grid = max(1, min(_MAX_GRID, int(math.sqrt(r / _RAYS_PER_TILE))))
+    size_u = ((hi_u - lo_u) / grid).clamp(min=1e-12)[:, None]
+    size_v = ((hi_v - lo_v) / grid).clamp(min=1e-12)[:, None]
+    lo_u, hi_u, lo_v, hi_v = lo_u[:, None], hi_u[:, None], lo_v[:, None], hi_v[:, None]
+
+    def cell(x, lo, size):
+        return torch.floor((x - lo) / size).clamp(0, grid - 1).long()
+
+    ray_tile = torch.where(fast, cell(v, lo_v, size_v) * grid + cell(u, lo_u, size_u), -1)
+
+    q = torch.einsum("bnk,bjk->bnj", anchors.double() - eye.double(), frame)
+    rad = radius.double()
+    in_front = q[..., 2] > rad * (1 + 1e-6) + 1e-12
+    behind = q[..., 2] <= -rad * (1 + 1e-6) - 1e-12  # no ray with d . axis > 0 reaches these
+    qz = torch.where(in_front, q[..., 2], rad * 2 + 1)  # keep the cone maths finite where unused
+    u0, u1 = _cone_interval(q[..., 0], qz, rad)
+    v0, v1 = _cone_interval(q[..., 1], qz, rad)
+    pad = 1e-5  # float32 hit tests may accept a ray ~1e-7 outside the exact cone
+    u0, u1 = u0 - pad * (1 + u0.abs()), u1 + pad * (1 + u1.abs())
+    v0, v1 = v0 - pad * (1 + v0.abs()), v1 + pad * (1 + v1.abs())
+    misses = (u1 < lo_u) | (u0 > hi_u) | (v1 < lo_v) | (v0 > hi_v)
+    box = torch.stack((cell(u0, lo_u, size_u), cell(u1, lo_u, size_u), cell(v0, lo_v, size_v), cell(v1, lo_v, size_v)), -1)
+    straddles = ~in_front & ~behind  # the sphere contains points on both sides of the eye plane
+    box[straddles] = torch.tensor([0, grid - 1, 0, grid - 1], device=box.device)
+    box[behind | (in_front & misses)] = torch.tensor([1, 0, 1, 0], device=box.device)  # empty
+    return ray_tile.reshape(-1).int().contiguous(), box.reshape(-1, 4).int().contiguous(), grid
+
+
+def _find_argmax(origins, directions, anchors, radius, values, ray_labels, anchor_labels):
+    """Forward-only search: flat arg-max ``(B*R,)`` int32 (flat anchor index or -1) and counts."""
+    from ..kernels import probe as K
+
+    b, r = origins.shape[:2]
+    n = anchors.shape[1]
+    dev = origins.device
+    i32 = dict(dtype=torch.int32, device=dev)
+    binned = _bin_pinhole(origins, directions, anchors, radius)
+    if binned is None:
+        ray_tile, tiles, grid = torch.full((b * r,), -1, **i32), 1, 1
+        offsets = lists = torch.zeros(1, **i32)
+    else:
+        ray_tile, tile_box, grid = binned
+        tiles = grid * grid
+        counts = torch.zeros(b * tiles, **i32)
+        runtime.torch_to_taichi_sync(dev)
+        K.count_tiles(tile_box, tiles, n, grid, counts)
+        runtime.taichi_to_torch_sync(dev)
+        offsets = torch.zeros(b * tiles + 1, **i32)
+        torch.cumsum(counts, 0, out=offsets[1:])
+        lists = torch.empty(max(1, int(offsets[-1])), **i32)
+        cursor = torch.zeros(b * tiles, **i32)
+        runtime.torch_to_taichi_sync(dev)
+        K.fill_tiles(tile_box, tiles, n, grid, offsets, cursor, lists)
+    use_labels = ray_labels is not None
+    if use_labels:
+        ray_labels = ray_labels.reshape(-1).to(torch.int32).contiguous()
+        anchor_labels = anchor_labels.reshape(-1).to(torch.int32).contiguous()
+    else:
+        ray_labels = anchor_labels = torch.zeros(1, **i32)
+    argmax = torch.empty(b * r, **i32)
+    count = torch.empty(b * r, **i32)
+    runtime.torch_to_taichi_sync(dev)
+    K.find_argmax(
+        origins.reshape(-1, 3).contiguous(), directions.reshape(-1, 3).contiguous(), anchors.reshape(-1, 3).contiguous(),
+        radius.reshape(-1).contiguous(), values.detach().reshape(-1).contiguous(), ray_tile, offsets, lists,
+        ray_labels, anchor_labels, use_labels, r, n, tiles, argmax, count,
+    )
+    runtime.taichi_to_torch_sync(dev)
+    return argmax, count
+
+
+class _GatherFields:
+    """Grow-only flat Taichi fields (values, values.grad, argmax, out, out.grad) per dtype, reused
+    across calls so ``gather`` compiles once per dtype and capacity; old SNode trees are destroyed
+    when a set grows."""
+
+    def __init__(self) -> None:
+        self._sets: dict = {}
+
+    def get(self, dtype: torch.dtype, n_values: int, n_rays: int):
+        import taichi as ti
+
+        entry = self._sets.get(dtype)
+        if entry is None or entry["n_values"] < n_values or entry["n_rays"] < n_rays:
+            caps = (n_values, n_rays) if entry is None else (max(n_values, entry["n_values"]), max(n_rays, entry["n_rays"]))
+            if entry is not None:
+                entry["tree"].destroy()
+            real = ti.f64 if dtype == torch.float64 else ti.f32
+            fb = ti.FieldsBuilder()
+            values, out = ti.field(real, needs_grad=True), ti.field(real, needs_grad=True)
+            argmax = ti.field(ti.i32)
+            fb.dense(ti.i, max(1, caps[0])).place(values, values.grad)
+            fb.dense(ti.i, max(1, caps[1])).place(out, out.grad, argmax)
+            entry = dict(n_values=caps[0], n_rays=caps[1], tree=fb.finalize(), values=values, out=out, argmax=argmax)
+            self._sets[dtype] = entry
+        return entry["values"], entry["argmax"], entry["out"]
+
+
+_FIELDS = _GatherFields()
+
+
+class _Gather(torch.autograd.Function):
+    """value[i] = values[argmax[i]] through Taichi's ``gather`` kernel and its autodiff adjoint."""
+
+    @staticmethod
+    def forward(ctx, values: torch.Tensor, argmax: torch.Tensor) -> torch.Tensor:
+        from ..kernels import probe as K
+
+        flat = values.detach().reshape(-1).contiguous()
+        vf, af, of = _FIELDS.get(values.dtype, flat.numel(), argmax.numel())
+        runtime.torch_to_taichi_sync(values.device)
+        K.load(vf, flat, flat.numel())
+        K.load(af, argmax, argmax.numel())
+        of.fill(0)
+        K.gather(vf, af, of, argmax.numel())
+        out = torch.empty(argmax.numel(), dtype=values.dtype, device=values.device)
+        K.store(of, out, argmax.numel())
+        runtime.taichi_to_torch_sync(values.device)
+        ctx.save_for_backward(argmax)
+        ctx.values_shape = values.shape
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: torch.Tensor):
+        from ..kernels import probe as K
+
+        (argmax,) = ctx.saved_tensors
+        n_values = math.prod(ctx.values_shape)
+        grad_out = grad_out.reshape(-1).contiguous()  # e.g. the stride-0 grad of out.sum()
+        vf, af, of = _FIELDS.get(grad_out.dtype, n_values, argmax.numel())
+        runtime.torch_to_taichi_sync(grad_out.device)
+        K.load(af, argmax, argmax.numel())
+        K.load(of.grad, grad_out, argmax.numel())
+        vf.grad.fill(0)
+        K.gather.grad(vf, af, of, argmax.numel())
+        grad_values = torch.empty(n_values, dtype=grad_out.dtype, device=grad_out.device)
+        K.store(vf.grad, grad_values, n_values)
+        runtime.taichi_to_torch_sync(grad_out.device)
+        return grad_values.reshape(ctx.values_shape), None
+
+
+def probe_rays(
+    origins: torch.Tensor,
+    directions: torch.Tensor,
+    anchors: torch.Tensor,
+    radius: float | torch.Tensor,
+    values: torch.Tensor,
+    *,
+    ray_labels: torch.Tensor | None = None,
+    anchor_labels: torch.Tensor | None = None,
+) -> ProbeResult:
+    """Max-pool anchor values along rays.
+
+    origins, directions: ``(B, R, 3)`` (unit directions); anchors ``(B, N, 3)``; radius: the anchors'
+    spherical support, a number or ``(N,)``/``(B, N)``; values ``(B, N)`` (φ at the anchors,
+    differentiable). Boundary-aware assignment: ``ray_labels (B, R)`` and ``anchor_labels (B, N)``
+    (bool or int, e.g. inside the silhouette); a ray then only probes anchors with its label.
+    Returns :class:`ProbeResult` ``(value, index, count)``, each ``(B, R)``.
+    """
+    radius = check_probe_args(origins, directions, anchors, radius, values, ray_labels, anchor_labels)
+    b, r = origins.shape[:2]
+    n = anchors.shape[1]
+    dev = origins.device
+    if b * r == 0 or n == 0:
+        zeros = torch.zeros(b, r, dtype=torch.int64, device=dev)
+        return ProbeResult(values.new_zeros(b, r) + 0 * values.sum(), zeros - 1, zeros)
+    runtime.ensure_initialized(dev)
+    argmax, count = _find_argmax(origins, directions, anchors, radius, values, ray_labels, anchor_labels)
+    value = _Gather.apply(values, argmax).reshape(b, r)
+    index = argmax.long().reshape(b, r)
+    index = torch.where(index >= 0, index - torch.arange(b, device=dev)[:, None] * n, -1)
+    return ProbeResult(value, index, count.long().reshape(b, r))
+
+
+def project_to_pixels(points: torch.Tensor, eye: torch.Tensor, image_size, viewing_angle: float,
+                      at: Sequence[float] = (0, 0, 0), up: Sequence[float] = (0, 1, 0)) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest pixel ``(row, col)`` of world points ``(B, N, 3)`` seen by look_at cameras ``eye (B, 3)``,
+    each ``(B, N)`` int64, and whether it lies in the image and in front of the eye ``(B, N)`` bool."""
+    h, w = image_hw(image_size)
+    ndc = cameras.perspective(cameras.look_at(points, eye, at, up), viewing_angle)
+    s = min(h, w)
+    col = torch.round((ndc[..., 0] * s + w - 1) / 2)  # inverse of x_k = (2k + 1 - W) / S
+    row = torch.round((h - 1 - ndc[..., 1] * s) / 2)
+    valid = (ndc[..., 2] > 0) & (col >= 0) & (col < w) & (row >= 0) & (row < h)
+    return row.clamp(0, h - 1).long(), col.clamp(0, w - 1).long(), valid
+
+
+def probe_view(
+    eye: torch.Tensor,
+    anchors: torch.Tensor,
+    radius: float | torch.Tensor,
+    values: torch.Tensor,
+    image_size: int | tuple[int, int],
+    *,
+    pixels: torch.Tensor | None = None,
+    silhouettes: torch.Tensor | None = None,
+    boundary_aware: bool = False,
+    viewing_angle: float = 30.0,
+    at: Sequence[float] = (0, 0, 0),
+    up: Sequence[float] = (0, 1, 0),
+) -> ProbeResult:
+    """Probe the rays of look_at perspective cameras (one per batch element).
+
+    eye ``(B, 3)``; anchors ``(B, N, 3)``; values ``(B, N)``; pixels: flat pixel indices
+    ``(B, R)`` (row * W + col) of the rays to cast, default every pixel (R = H * W, row-major).
+    With ``boundary_aware=True``, ``silhouettes (B, H, W)`` (inside > 0.5) label each ray by its
+    pixel and each anchor by the pixel its centre projects to (outside the image: outside), and an
+    anchor is dropped from a ray whose label differs. Returns :class:`ProbeResult` over the rays.
+    """
+    h, w = image_hw(image_size)
+    check_tensor(eye, "eye", ndim=2, last=(3,))
+    check_tensor(anchors, "anchors", ndim=3, last=(3,))
+    b = anchors.shape[0]
+    if eye.shape[0] != b:
+        raise ValueError(f"eye must have shape (B, 3) = ({b}, 3) like anchors, got {tuple(eye.shape)}")
+    origins, directions = cameras.pixel_rays(eye.to(anchors.dtype), at, up, viewing_angle, (h, w))
+    if pixels is not None:
+        check_tensor(pixels, "pixels", ndim=2, floating=False)
+        if pixels.shape[0] != b or (pixels.numel() and (int(pixels.min()) < 0 or int(pixels.max()) >= h * w)):
+            raise ValueError(f"pixels must be (B, R) = ({b}, R) indices in [0, {h * w}), got shape {tuple(pixels.shape)}")
+        idx = pixels.long()[..., None].expand(-1, -1, 3)
+        origins, directions = origins.gather(1, idx).contiguous(), directions.gather(1, idx).contiguous()
+    ray_labels = anchor_labels = None
+    if boundary_aware:
+        if silhouettes is None:
+            raise ValueError("boundary_aware=True needs silhouettes (B, H, W)")
+        check_tensor(silhouettes, "silhouettes", ndim=3)
+        if tuple(silhouettes.shape) != (b, h, w):
+            raise ValueError(f"silhouettes must have shape (B, H, W) = ({b}, {h}, {w}), got {tuple(silhouettes.shape)}")
+        inside = (silhouettes > 0.5).reshape(b, h * w)
+        ray_labels = inside if pixels is None else inside.gather(1, pixels.long())
+        row, col, valid = project_to_pixels(anchors.detach(), eye.to(anchors.dtype), (h, w), viewing_angle, at, up)
+        anchor_labels = inside.gather(1, row * w + col) & valid
+    return probe_rays(origins, directions, anchors, radius, values, ray_labels=ray_labels, anchor_labels=anchor_labels)
