@@ -14,3 +14,5 @@ import pathlib as _pathlib
 #: Bundled data: sphere_642.obj, sphere_1352.obj, camera.npy (SoftRas's 120 demo cameras) and
 #: spot/spot_triangulated.obj (the Spot cow with its UV texture).
 DATA_DIR = _pathlib.Path(__file__).parent / "data"
+
+from .ops.rasterize import soft_rasterize

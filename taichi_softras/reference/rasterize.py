@@ -66,7 +66,8 @@ def _fragments(fv: torch.Tensor, s: RasterSettings, px, py):
     else:
         keep = in_box & ~culled & (inside | (d2 < s.threshold))
     sign = torch.where(inside, 1.0, -1.0).to(fv.dtype)
-    xs = sign * d2 / s.sigma_val
+    # Skipped fragments get xs = 0 so no inf (and no NaN gradient) arises where they are masked out.
+    xs = torch.where(keep, sign * d2 / s.sigma_val, torch.zeros_like(d2))
     D = 1.0 / (1.0 + torch.exp(-xs)) if s.dist_func != "hard" else inside.to(fv.dtype)
 
     # Clipped, renormalized barycentrics -> perspective-correct depth.

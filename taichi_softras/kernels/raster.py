@@ -1,0 +1,350 @@
+"""Taichi kernels of the soft rasterizer (no torch here).
+
+Data lives in flat, grow-only fields owned by ``ops/rasterize.py`` (see ``ops/_buffers.py``):
+
+* ``fv``   (B*F*9)        face vertices, x, y NDC and z depth per corner (grad)
+* ``tex``  (B*F*T*3)      textures: T = R*R surface texels or 3 vertex colours (grad)
+* ``box``  (B*F, 4)       each face's tile range tx0, tx1, ty0, ty1 (empty when tx0 > tx1)
+* ``cnt``, ``fill`` (B*NT), ``off`` (B*NT + 1), ``lst`` (sum of cnt): faces binned per screen tile
+* ``pm`` (B*P) softmax shift m, ``psel`` (B*P) hard-colour face, ``phard`` (B*P) hard alpha
+* ``acc``  (B*P, 7)       per-pixel sums: log(1-D), D, w, w*z, w*rgb (grad)
+* ``out``  (B*P, 5)       RGBA + depth (grad)
+* ``prm``  (16)           real-valued settings (see ``P_*``), so new sigma/gamma never recompile
+
+Cost: binning is O(B*F + face-tile pairs); ``prepass`` and ``accumulate`` visit, for each pixel,
+the faces binned to its tile (O(B*H*W + covered pairs * tile slack)); ``compose`` is O(B*H*W).
+Extra memory is O(B*H*W + B*F + face-tile pairs); nothing is per (pixel, face).
+
+Autodiff (DESIGN.md section 3): ``accumulate`` only ``+=`` into ``acc`` and ``compose`` reads
+``acc``; their ``.grad`` kernels run compose then accumulate. ``prepass`` (the max m, hard
+selections) is forward-only: m is a constant for gradients. Risky math (exp of large arguments)
+sits inside the ``if`` that guards its use, so a zero adjoint never meets an inf.
+"""
+
+import taichi as ti
+
+from ..conventions import BARY_SUM_EPS, DET_EPS, Z_CULL
+
+TILE = 8
+
+# Indices into the settings field ``prm``.
+P_SIGMA, P_GAMMA, P_EPS, P_NEAR, P_FAR, P_THR, P_RAD, P_BG = 0, 1, 2, 3, 4, 5, 6, 7  # P_BG..P_BG+2
+N_PRM = 16
+
+# Static mode codes.
+DIST_EUCLIDEAN, DIST_BARYCENTRIC, DIST_HARD = 0, 1, 2
+ALPHA_PROD, ALPHA_SUM, ALPHA_HARD = 0, 1, 2
+RGB_SOFTMAX, RGB_HARD = 0, 1
+TEX_SURFACE, TEX_VERTEX = 0, 1
+
+
+
+@ti.func
+def _seg_dist2(px, py, ax, ay, bx, by):
+    ex, ey = bx - ax, by - ay
+    len2 = ti.max(ex * ex + ey * ey, 1e-30)
+    t = ti.min(ti.max(((px - ax) * ex + (py - ay) * ey) / len2, 0.0), 1.0)
+    dx, dy = px - (ax + t * ex), py - (ay + t * ey)
+    return dx * dx + dy * dy
+
+
+@ti.func
+def _softplus(x):
+    return ti.max(x, 0.0) + ti.log(1.0 + ti.exp(-ti.abs(x)))
+
+
+@ti.func
+def _pixel_xy(col, row, H, W, real: ti.template()):
+    s = ti.cast(ti.min(H, W), real)
+    return ti.cast(2 * col + 1 - W, real) / s, ti.cast(H - 1 - 2 * row, real) / s
+
+
+@ti.func
+def _dist2(px, py, x0, y0, x1, y1, x2, y2, w0, w1, w2, dist: ti.template()):
+    """Squared distance of the pixel to the triangle's boundary (or min barycentric squared)."""
+    if ti.static(dist == DIST_BARYCENTRIC):
+        return ti.min(w0, w1, w2) ** 2
+    else:
+        return ti.min(
+            _seg_dist2(px, py, x0, y0, x1, y1), _seg_dist2(px, py, x1, y1, x2, y2), _seg_dist2(px, py, x2, y2, x0, y0)
+        )
+
+
+@ti.func
+def _fragment(fv, base, px, py, prm, dist: ti.template()):
+    """Coverage of one (pixel, face) pair; see conventions.py. Values only meaningful when keep.
+
+    Written single-assignment (no local is stored twice): inside the dynamic face loop a re-stored
+    local would take Taichi's adstack path, whose gradients are wrong (DESIGN.md section 3)."""
+    x0, y0, z0 = fv[base + 0], fv[base + 1], fv[base + 2]
+    x1, y1, z1 = fv[base + 3], fv[base + 4], fv[base + 5]
+    x2, y2, z2 = fv[base + 6], fv[base + 7], fv[base + 8]
+    rad = prm[P_RAD]
+    in_box = (
+        px >= ti.min(x0, x1, x2) - rad
+        and px <= ti.max(x0, x1, x2) + rad
+        and py >= ti.min(y0, y1, y2) - rad
+        and py <= ti.max(y0, y1, y2) + rad
+    )
+    det_raw = (y1 - y2) * (x0 - x2) + (x2 - x1) * (y0 - y2)
+    det = ti.select(det_raw >= 0, ti.max(det_raw, DET_EPS), ti.min(det_raw, -DET_EPS))
+    w0 = ((y1 - y2) * (px - x2) + (x2 - x1) * (py - y2)) / det
+    w1 = ((y2 - y0) * (px - x2) + (x0 - x2) * (py - y2)) / det
+    w2 = 1.0 - w0 - w1
+    inside = w0 > 0 and w1 > 0 and w2 > 0
+    d2 = _dist2(px, py, x0, y0, x1, y1, x2, y2, w0, w1, w2, dist)
+    keep = in_box and (inside or (dist != DIST_HARD and d2 < prm[P_THR]))
+    # Clipped, renormalized barycentrics -> perspective-correct depth.
+    u0, u1, u2 = ti.min(ti.max(w0, 0.0), 1.0), ti.min(ti.max(w1, 0.0), 1.0), ti.min(ti.max(w2, 0.0), 1.0)
+    usum = ti.max(u0 + u1 + u2, BARY_SUM_EPS)
+    c0, c1, c2 = u0 / usum, u1 / usum, u2 / usum
+    zp = 1.0 / (c0 / z0 + c1 / z1 + c2 / z2)
+    front = (y2 - y0) * (x1 - x0) < (y1 - y0) * (x2 - x0)
+    sign = ti.select(inside, 1.0, -1.0)
+    return keep, inside, front, sign * d2 / prm[P_SIGMA], c0, c1, c2, zp
+
+
+@ti.func
+def _colours(keep, front, zp, prm, fill_back: ti.template()):
+    """Does a kept fragment take part in colour? (depth in [near, far]; front unless fill_back)"""
+    in_range = keep and zp >= prm[P_NEAR] and zp <= prm[P_FAR]
+    if ti.static(fill_back):
+        return in_range
+    else:
+        return in_range and front
+
+
+@ti.func
+def _coverage(xs, inside, dist: ti.template()):
+    """D of a kept fragment (xs >= -ln(1/dist_eps - 1) there, so exp(-xs) cannot overflow)."""
+    if ti.static(dist == DIST_HARD):
+        return ti.select(inside, 1.0, 0.0)
+    else:
+        return 1.0 / (1.0 + ti.exp(-xs))
+
+
+@ti.func
+def _texel(tex, fb, R, c0, c1, c2, ch, texmode: ti.template()):
+    """Colour channel ch of face index fb = b*F + f at clipped barycentrics (c0, c1, c2).
+
+    R: the texture resolution of surface textures (R*R texels per face; unused for vertex colours)."""
+    if ti.static(texmode == TEX_VERTEX):
+        return c0 * tex[(fb * 3 + 0) * 3 + ch] + c1 * tex[(fb * 3 + 1) * 3 + ch] + c2 * tex[(fb * 3 + 2) * 3 + ch]
+    else:
+        T = R * R
+        wx = ti.min(ti.cast(ti.floor(c0 * R), ti.i32), R - 1)
+        wy = ti.min(ti.cast(ti.floor(c1 * R), ti.i32), R - 1)
+        k = ti.select((c0 + c1) * R - wx - wy > 1, (R - 1 - wy) * R + (R - 1 - wx), wy * R + wx)
+        return tex[(fb * T + k) * 3 + ch]
+
+
+@ti.kernel
+def bin_count(
+    fv: ti.template(), box: ti.template(), cnt: ti.template(), prm: ti.template(),
+    B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32, det: ti.template(),
+):
+    """Tile range of every face's screen box grown by the cut-off radius; count faces per tile."""
+    ntx, nty = (W + TILE - 1) // TILE, (H + TILE - 1) // TILE
+    ti.loop_config(serialize=det)
+    for i in range(B * F):
+        base = i * 9
+        b = i // F
+        x0, y0, z0 = fv[base + 0], fv[base + 1], fv[base + 2]
+        x1, y1, z1 = fv[base + 3], fv[base + 4], fv[base + 5]
+        x2, y2, z2 = fv[base + 6], fv[base + 7], fv[base + 8]
+        rad = prm[P_RAD]
+        s = ti.cast(ti.min(H, W), fv.dtype)
+        # Pixel centre k sits at x = (2k + 1 - W) / S, so k = (x S + W - 1) / 2 (rows likewise, y down).
+        lo_x = ((ti.min(x0, x1, x2) - rad) * s + W - 1) * 0.5
+        hi_x = ((ti.max(x0, x1, x2) + rad) * s + W - 1) * 0.5
+        lo_y = (H - 1 - (ti.max(y0, y1, y2) + rad) * s) * 0.5
+        hi_y = (H - 1 - (ti.min(y0, y1, y2) - rad) * s) * 0.5
+        # Clamp before the int cast (huge NDC near the eye); one pixel of slack for rounding.
+        c0 = ti.cast(ti.floor(ti.max(lo_x, -2.0)), ti.i32) - 1
+        c1 = ti.cast(ti.ceil(ti.min(hi_x, W + 2.0)), ti.i32) + 1
+        r0 = ti.cast(ti.floor(ti.max(lo_y, -2.0)), ti.i32) - 1
+        r1 = ti.cast(ti.ceil(ti.min(hi_y, H + 2.0)), ti.i32) + 1
+        c0, c1 = ti.max(c0, 0), ti.min(c1, W - 1)
+        r0, r1 = ti.max(r0, 0), ti.min(r1, H - 1)
+        culled = z0 <= Z_CULL or z1 <= Z_CULL or z2 <= Z_CULL
+        tx0, tx1, ty0, ty1 = c0 // TILE, c1 // TILE, r0 // TILE, r1 // TILE
+        if culled or c0 > c1 or r0 > r1:
+            tx0, tx1 = 1, 0
+        box[i, 0], box[i, 1], box[i, 2], box[i, 3] = tx0, tx1, ty0, ty1
+        for ty in range(ty0, ty1 + 1):
+            for tx in range(tx0, tx1 + 1):
+                ti.atomic_add(cnt[b * ntx * nty + ty * ntx + tx], 1)
+
+
+@ti.kernel
+def bin_offsets(cnt: ti.template(), off: ti.template(), fill: ti.template(), n: ti.i32):
+    """Exclusive prefix sum of the tile counts (serial: n is the number of tiles, small)."""
+    off[0] = 0
+    ti.loop_config(serialize=True)
+    for i in range(n):
+        off[i + 1] = off[i] + cnt[i]
+        fill[i] = 0
+
+
+@ti.kernel
+def bin_fill(
+    box: ti.template(), off: ti.template(), fill: ti.template(), lst: ti.template(),
+    B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32, det: ti.template(),
+):
+    """Write each face's index into the lists of the tiles its box covers."""
+    ntx, nty = (W + TILE - 1) // TILE, (H + TILE - 1) // TILE
+    ti.loop_config(serialize=det)
+    for i in range(B * F):
+        b = i // F
+        for ty in range(box[i, 2], box[i, 3] + 1):
+            for tx in range(box[i, 0], box[i, 1] + 1):
+                t = b * ntx * nty + ty * ntx + tx
+                slot = ti.atomic_add(fill[t], 1)
+                lst[off[t] + slot] = i - b * F
+
+
+@ti.kernel
+def prepass(
+    fv: ti.template(), off: ti.template(), lst: ti.template(), prm: ti.template(),
+    pm: ti.template(), psel: ti.template(), phard: ti.template(),
+    B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32,
+    dist: ti.template(), fill_back: ti.template(), det: ti.template(),
+):
+    """Forward-only: per pixel the softmax shift m = max(eps, max z_n), the hard-colour face (nearest
+    colouring face containing the pixel, ties to the lower index) and the hard alpha."""
+    ntx, nty = (W + TILE - 1) // TILE, (H + TILE - 1) // TILE
+    ti.loop_config(serialize=det)
+    for p in range(B * H * W):
+        b, pix = p // (H * W), p % (H * W)
+        row, col = pix // W, pix % W
+        px, py = _pixel_xy(col, row, H, W, fv.dtype)
+        t = b * ntx * nty + (row // TILE) * ntx + col // TILE
+        far, near = prm[P_FAR], prm[P_NEAR]
+        m = prm[P_EPS]
+        best_z = far * 2.0 + 1.0
+        best_f = -1
+        hard = 0.0
+        for j in range(off[t], off[t + 1]):
+            f = lst[j]
+            keep, inside, front, xs, c0, c1, c2, zp = _fragment(fv, (b * F + f) * 9, px, py, prm, dist)
+            if keep:
+                if _coverage(xs, inside, dist) > 0.5:
+                    hard = 1.0
+                if _colours(keep, front, zp, prm, fill_back):
+                    m = ti.max(m, (far - zp) / (far - near))
+                    if inside and (zp < best_z or (zp == best_z and f < best_f)):
+                        best_z, best_f = zp, f
+        pm[p], psel[p], phard[p] = m, best_f, hard
+
+
+@ti.kernel
+def accumulate(
+    fv: ti.template(), tex: ti.template(), off: ti.template(), lst: ti.template(), prm: ti.template(),
+    pm: ti.template(), psel: ti.template(), acc: ti.template(),
+    B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32, R: ti.i32,
+    dist: ti.template(), rgb: ti.template(), texmode: ti.template(), fill_back: ti.template(), det: ti.template(),
+):
+    """Differentiable per-pixel sums over the faces binned to the pixel's tile (``+=`` only)."""
+    ti.loop_config(serialize=det)
+    for p in range(B * H * W):
+        ntx, nty = (W + TILE - 1) // TILE, (H + TILE - 1) // TILE  # in the loop: autodiff kernels are loops only
+        b, pix = p // (H * W), p % (H * W)
+        row, col = pix // W, pix % W
+        px, py = _pixel_xy(col, row, H, W, fv.dtype)
+        t = b * ntx * nty + (row // TILE) * ntx + col // TILE
+        m = pm[p]
+        sel = psel[p]
+        for j in range(off[t], off[t + 1]):
+            f = lst[j]
+            fb = b * F + f
+            keep, inside, front, xs, c0, c1, c2, zp = _fragment(fv, fb * 9, px, py, prm, dist)
+            if keep:
+                D = _coverage(xs, inside, dist)
+                if ti.static(dist != DIST_HARD):
+                    acc[p, 0] += -_softplus(xs)
+                acc[p, 1] += D
+                if ti.static(rgb == RGB_SOFTMAX):
+                    if _colours(keep, front, zp, prm, fill_back):
+                        zn = (prm[P_FAR] - zp) / (prm[P_FAR] - prm[P_NEAR])
+                        w = D * ti.exp((zn - m) / prm[P_GAMMA])
+                        acc[p, 2] += w
+                        acc[p, 3] += w * zp
+                        for ch in ti.static(range(3)):
+                            acc[p, 4 + ch] += w * _texel(tex, fb, R, c0, c1, c2, ch, texmode)
+                else:
+                    if f == sel:
+                        acc[p, 2] += 1.0
+                        acc[p, 3] += zp
+                        for ch in ti.static(range(3)):
+                            acc[p, 4 + ch] += _texel(tex, fb, R, c0, c1, c2, ch, texmode)
+
+
+@ti.kernel
+def compose(
+    acc: ti.template(), pm: ti.template(), psel: ti.template(), phard: ti.template(), prm: ti.template(),
+    out: ti.template(), B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32,
+    dist: ti.template(), alpha: ti.template(), rgb: ti.template(),
+):
+    """RGBA + depth from the sums: out[p] = (r, g, b, alpha, depth)."""
+    for p in range(B * H * W):
+        wsum = acc[p, 2]
+        wb = _background_weight(pm[p], psel[p], prm, rgb)
+        for ch in ti.static(range(3)):
+            out[p, ch] = (acc[p, 4 + ch] + wb * prm[P_BG + ch]) / (wsum + wb)
+        if ti.static(alpha == ALPHA_HARD or (alpha == ALPHA_PROD and dist == DIST_HARD)):
+            out[p, 3] = phard[p]
+        elif ti.static(alpha == ALPHA_PROD):
+            out[p, 3] = 1.0 - ti.exp(acc[p, 0])
+        else:
+            out[p, 3] = acc[p, 1] / ti.max(F, 1)
+        if wsum > 0:
+            out[p, 4] = acc[p, 3] / wsum
+        else:
+            out[p, 4] = prm[P_FAR]
+
+
+@ti.func
+def _background_weight(m, sel, prm, rgb: ti.template()):
+    if ti.static(rgb == RGB_HARD):
+        return ti.select(sel < 0, 1.0, 0.0)
+    else:
+        return ti.exp((prm[P_EPS] - m) / prm[P_GAMMA])
+
+
+@ti.kernel
+def zero(x: ti.template(), n: ti.i32):
+    for i in range(n):
+        x[i] = 0
+
+
+@ti.kernel
+def zero2(x: ti.template(), n: ti.i32):
+    for i, k in ti.ndrange(n, x.shape[1]):
+        x[i, k] = 0
+
+
+@ti.kernel
+def load(src: ti.types.ndarray(), dst: ti.template(), n: ti.i32):
+    """dst[:n] = src (a contiguous 1-D view)."""
+    for i in range(n):
+        dst[i] = src[i]
+
+
+@ti.kernel
+def store(src: ti.template(), dst: ti.types.ndarray(), n: ti.i32):
+    for i in range(n):
+        dst[i] = src[i]
+
+
+@ti.kernel
+def store_image(out: ti.template(), img: ti.types.ndarray(), P: ti.i32, c0: ti.i32):
+    """img (B, C, P) <- out[b*P + p, c0 + c]."""
+    for b, c, p in ti.ndrange(img.shape[0], img.shape[1], P):
+        img[b, c, p] = out[b * P + p, c0 + c]
+
+
+@ti.kernel
+def load_image(img: ti.types.ndarray(), out: ti.template(), P: ti.i32, c0: ti.i32):
+    """out[b*P + p, c0 + c] <- img (B, C, P)."""
+    for b, c, p in ti.ndrange(img.shape[0], img.shape[1], P):
+        out[b * P + p, c0 + c] = img[b, c, p]

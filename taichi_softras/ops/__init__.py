@@ -1,0 +1,1 @@
+"""torch.autograd.Function bridges over the Taichi kernels (validation, buffers, copies)."""
