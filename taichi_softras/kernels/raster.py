@@ -105,6 +105,12 @@ def _fragment(fv, base, px, py, prm, dist: ti.template()):
 
 
 @ti.func
+def _in_box(fbox, fb, px, py):
+    """Cheap, non-differentiable pre-test: is the pixel in the face's grown box (empty if culled)?"""
+    return px >= fbox[fb, 0] and px <= fbox[fb, 1] and py >= fbox[fb, 2] and py <= fbox[fb, 3]
+
+
+@ti.func
 def _colours(keep, front, zp, prm, fill_back: ti.template()):
     """Does a kept fragment take part in colour? (depth in [near, far]; front unless fill_back)"""
     in_range = keep and zp >= prm[P_NEAR] and zp <= prm[P_FAR]
@@ -140,7 +146,7 @@ def _texel(tex, fb, R, c0, c1, c2, ch, texmode: ti.template()):
 
 @ti.kernel
 def bin_count(
-    fv: ti.template(), box: ti.template(), cnt: ti.template(), prm: ti.template(),
+    fv: ti.template(), box: ti.template(), fbox: ti.template(), cnt: ti.template(), prm: ti.template(),
     B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32, det: ti.template(),
 ):
     """Tile range of every face's screen box grown by the cut-off radius; count faces per tile."""
@@ -171,6 +177,10 @@ def bin_count(
         if culled or c0 > c1 or r0 > r1:
             tx0, tx1 = 1, 0
         box[i, 0], box[i, 1], box[i, 2], box[i, 3] = tx0, tx1, ty0, ty1
+        fbox[i, 0], fbox[i, 1] = ti.min(x0, x1, x2) - rad, ti.max(x0, x1, x2) + rad
+        fbox[i, 2], fbox[i, 3] = ti.min(y0, y1, y2) - rad, ti.max(y0, y1, y2) + rad
+        if culled:
+            fbox[i, 0], fbox[i, 1] = 1.0, -1.0
         for ty in range(ty0, ty1 + 1):
             for tx in range(tx0, tx1 + 1):
                 ti.atomic_add(cnt[b * ntx * nty + ty * ntx + tx], 1)
@@ -205,7 +215,7 @@ def bin_fill(
 
 @ti.kernel
 def prepass(
-    fv: ti.template(), off: ti.template(), lst: ti.template(), prm: ti.template(),
+    fv: ti.template(), fbox: ti.template(), off: ti.template(), lst: ti.template(), prm: ti.template(),
     pm: ti.template(), psel: ti.template(), phard: ti.template(),
     B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32,
     dist: ti.template(), fill_back: ti.template(), det: ti.template(),
@@ -226,20 +236,21 @@ def prepass(
         hard = 0.0
         for j in range(off[t], off[t + 1]):
             f = lst[j]
-            keep, inside, front, xs, c0, c1, c2, zp = _fragment(fv, (b * F + f) * 9, px, py, prm, dist)
-            if keep:
-                if _coverage(xs, inside, dist) > 0.5:
-                    hard = 1.0
-                if _colours(keep, front, zp, prm, fill_back):
-                    m = ti.max(m, (far - zp) / (far - near))
-                    if inside and (zp < best_z or (zp == best_z and f < best_f)):
-                        best_z, best_f = zp, f
+            if _in_box(fbox, b * F + f, px, py):
+                keep, inside, front, xs, c0, c1, c2, zp = _fragment(fv, (b * F + f) * 9, px, py, prm, dist)
+                if keep:
+                    if _coverage(xs, inside, dist) > 0.5:
+                        hard = 1.0
+                    if _colours(keep, front, zp, prm, fill_back):
+                        m = ti.max(m, (far - zp) / (far - near))
+                        if inside and (zp < best_z or (zp == best_z and f < best_f)):
+                            best_z, best_f = zp, f
         pm[p], psel[p], phard[p] = m, best_f, hard
 
 
 @ti.kernel
 def accumulate(
-    fv: ti.template(), tex: ti.template(), off: ti.template(), lst: ti.template(), prm: ti.template(),
+    fv: ti.template(), fvc: ti.template(), fbox: ti.template(), tex: ti.template(), off: ti.template(), lst: ti.template(), prm: ti.template(),
     pm: ti.template(), psel: ti.template(), acc: ti.template(),
     B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32, R: ti.i32,
     dist: ti.template(), rgb: ti.template(), texmode: ti.template(), fill_back: ti.template(), det: ti.template(),
@@ -257,26 +268,30 @@ def accumulate(
         for j in range(off[t], off[t + 1]):
             f = lst[j]
             fb = b * F + f
-            keep, inside, front, xs, c0, c1, c2, zp = _fragment(fv, fb * 9, px, py, prm, dist)
-            if keep:
-                D = _coverage(xs, inside, dist)
-                if ti.static(dist != DIST_HARD):
-                    acc[p, 0] += -_softplus(xs)
-                acc[p, 1] += D
-                if ti.static(rgb == RGB_SOFTMAX):
-                    if _colours(keep, front, zp, prm, fill_back):
-                        zn = (prm[P_FAR] - zp) / (prm[P_FAR] - prm[P_NEAR])
-                        w = D * ti.exp((zn - m) / prm[P_GAMMA])
-                        acc[p, 2] += w
-                        acc[p, 3] += w * zp
-                        for ch in ti.static(range(3)):
-                            acc[p, 4 + ch] += w * _texel(tex, fb, R, c0, c1, c2, ch, texmode)
-                else:
-                    if f == sel:
-                        acc[p, 2] += 1.0
-                        acc[p, 3] += zp
-                        for ch in ti.static(range(3)):
-                            acc[p, 4 + ch] += _texel(tex, fb, R, c0, c1, c2, ch, texmode)
+            # Decide on the non-grad copy fvc first: the reverse pass then replays (and scatters
+            # adjoints for) only the kept fragments, not every face binned to the tile. Nested
+            # ifs, not `and`: Taichi does not short-circuit.
+            if _in_box(fbox, fb, px, py):
+                if _fragment(fvc, fb * 9, px, py, prm, dist)[0]:
+                    keep, inside, front, xs, c0, c1, c2, zp = _fragment(fv, fb * 9, px, py, prm, dist)
+                    D = _coverage(xs, inside, dist)
+                    if ti.static(dist != DIST_HARD):
+                        acc[p, 0] += -_softplus(xs)
+                    acc[p, 1] += D
+                    if ti.static(rgb == RGB_SOFTMAX):
+                        if _colours(keep, front, zp, prm, fill_back):
+                            zn = (prm[P_FAR] - zp) / (prm[P_FAR] - prm[P_NEAR])
+                            w = D * ti.exp((zn - m) / prm[P_GAMMA])
+                            acc[p, 2] += w
+                            acc[p, 3] += w * zp
+                            for ch in ti.static(range(3)):
+                                acc[p, 4 + ch] += w * _texel(tex, fb, R, c0, c1, c2, ch, texmode)
+                    else:
+                        if f == sel:
+                            acc[p, 2] += 1.0
+                            acc[p, 3] += zp
+                            for ch in ti.static(range(3)):
+                                acc[p, 4 + ch] += _texel(tex, fb, R, c0, c1, c2, ch, texmode)
 
 
 @ti.kernel

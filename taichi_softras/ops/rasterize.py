@@ -44,6 +44,8 @@ class _Engine:
         g = self.pool.get
         return dict(
             fv=g("fv", self.real, B * F * 9, grad=True),
+            fvc=g("fvc", self.real, B * F * 9),
+            fbox=g("fbox", self.real, B * F, width=4),
             tex=g("tex", self.real, B * F * T * 3, grad=True),
             box=g("box", ti.i32, B * F, width=4),
             cnt=g("cnt", ti.i32, B * NT),
@@ -84,18 +86,19 @@ class _Engine:
         K.zero(f["cnt"], B * NT)
         if B * F > 0:
             K.load(fv.reshape(-1), f["fv"], B * F * 9)
+            K.load(fv.reshape(-1), f["fvc"], B * F * 9)
             K.load(tex.reshape(-1), f["tex"], B * F * T * 3)
-            K.bin_count(f["fv"], f["box"], f["cnt"], prm, B, F, H, W, det)
+            K.bin_count(f["fv"], f["box"], f["fbox"], f["cnt"], prm, B, F, H, W, det)
         K.bin_offsets(f["cnt"], f["off"], f["fill"], B * NT)
         pairs = int(f["off"][B * NT])
         self.last_pairs = pairs
         lst = self.pool.get("lst", ti.i32, max(pairs, 1))
         if B * F > 0:
             K.bin_fill(f["box"], f["off"], f["fill"], lst, B, F, H, W, det)
-        K.prepass(f["fv"], f["off"], lst, prm, f["pm"], f["psel"], f["phard"], B, F, H, W, dist, fill_back, det)
+        K.prepass(f["fv"], f["fbox"], f["off"], lst, prm, f["pm"], f["psel"], f["phard"], B, F, H, W, dist, fill_back, det)
         K.zero2(f["acc"], B * P)
         K.accumulate(
-            f["fv"], f["tex"], f["off"], lst, prm, f["pm"], f["psel"], f["acc"], B, F, H, W, s.texture_res, *modes, det
+            f["fv"], f["fvc"], f["fbox"], f["tex"], f["off"], lst, prm, f["pm"], f["psel"], f["acc"], B, F, H, W, s.texture_res, *modes, det
         )
         K.compose(f["acc"], f["pm"], f["psel"], f["phard"], prm, f["out"], B, F, H, W, dist, _ALPHA[s.aggr_func_alpha], rgb)
         self.owner = owner
@@ -126,7 +129,7 @@ class _Engine:
             f["acc"], f["pm"], f["psel"], f["phard"], prm, f["out"], B, F, H, W, dist, _ALPHA[s.aggr_func_alpha], rgb
         )
         K.accumulate.grad(
-            f["fv"], f["tex"], f["off"], lst, prm, f["pm"], f["psel"], f["acc"], B, F, H, W, s.texture_res, *modes, det
+            f["fv"], f["fvc"], f["fbox"], f["tex"], f["off"], lst, prm, f["pm"], f["psel"], f["acc"], B, F, H, W, s.texture_res, *modes, det
         )
         g_fv = torch.empty_like(fv)
         g_tex = torch.empty_like(tex)
