@@ -202,3 +202,15 @@ def test_boundary_aware_needs_silhouettes():
     eye = torch.tensor([[0.0, 0.0, -3.0]])
     with pytest.raises(ValueError, match="silhouettes"):
         probe_view(eye, torch.zeros(1, 2, 3), 0.1, torch.zeros(1, 2), 4, boundary_aware=True)
+
+
+def test_buffers_are_reused_across_calls():
+    from taichi_softras.ops import probe as probe_op
+
+    args = _scene(9, torch.float32, pinhole=True)
+    probe_rays(*args)
+    before = probe_op._POOL.allocations
+    for seed in range(3):
+        o, d, a, r, v = _scene(9 + seed, torch.float32, pinhole=True)
+        probe_rays(o, d, a, r, v.requires_grad_(True)).value.sum().backward()
+    assert probe_op._POOL.allocations == before

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import cameras, runtime
+from ._buffers import FieldPool
 from .checks import check_finite, check_positive, check_same_device, check_tensor, image_hw
 
 #: Rays with d . axis <= this cos (about 78 degrees off the pinhole's mean direction) skip the tiles.
@@ -209,34 +210,19 @@ def _find_argmax(origins, directions, anchors, radius, values, ray_labels, ancho
     return argmax, count
 
 
-class _GatherFields:
-    """Grow-only flat Taichi fields (values, values.grad, argmax, out, out.grad) per dtype, reused
-    across calls so ``gather`` compiles once per dtype and capacity; old SNode trees are destroyed
-    when a set grows."""
-
-    def __init__(self) -> None:
-        self._sets: dict = {}
-
-    def get(self, dtype: torch.dtype, n_values: int, n_rays: int):
-        import taichi as ti
-
-        entry = self._sets.get(dtype)
-        if entry is None or entry["n_values"] < n_values or entry["n_rays"] < n_rays:
-            caps = (n_values, n_rays) if entry is None else (max(n_values, entry["n_values"]), max(n_rays, entry["n_rays"]))
-            if entry is not None:
-                entry["tree"].destroy()
-            real = ti.f64 if dtype == torch.float64 else ti.f32
-            fb = ti.FieldsBuilder()
-            values, out = ti.field(real, needs_grad=True), ti.field(real, needs_grad=True)
-            argmax = ti.field(ti.i32)
-            fb.dense(ti.i, max(1, caps[0])).place(values, values.grad)
-            fb.dense(ti.i, max(1, caps[1])).place(out, out.grad, argmax)
-            entry = dict(n_values=caps[0], n_rays=caps[1], tree=fb.finalize(), values=values, out=out, argmax=argmax)
-            self._sets[dtype] = entry
-        return entry["values"], entry["argmax"], entry["out"]
+_POOL = FieldPool()
 
 
-_FIELDS = _GatherFields()
+def _gather_fields(dtype: torch.dtype, n_values: int, n_rays: int):
+    """Flat fields (values with grad, argmax, out with grad) from the shared grow-only pool."""
+    import taichi as ti
+
+    real = ti.f64 if dtype == torch.float64 else ti.f32
+    return (
+        _POOL.get("probe_values", real, n_values, grad=True),
+        _POOL.get("probe_argmax", ti.i32, n_rays),
+        _POOL.get("probe_out", real, n_rays, grad=True),
+    )
 
 
 class _Gather(torch.autograd.Function):
@@ -247,7 +233,7 @@ class _Gather(torch.autograd.Function):
         from ..kernels import probe as K
 
         flat = values.detach().reshape(-1).contiguous()
-        vf, af, of = _FIELDS.get(values.dtype, flat.numel(), argmax.numel())
+        vf, af, of = _gather_fields(values.dtype, flat.numel(), argmax.numel())
         runtime.torch_to_taichi_sync(values.device)
         K.load(vf, flat, flat.numel())
         K.load(af, argmax, argmax.numel())
@@ -268,7 +254,7 @@ class _Gather(torch.autograd.Function):
         (argmax,) = ctx.saved_tensors
         n_values = math.prod(ctx.values_shape)
         grad_out = grad_out.reshape(-1).contiguous()  # e.g. the stride-0 grad of out.sum()
-        vf, af, of = _FIELDS.get(grad_out.dtype, n_values, argmax.numel())
+        vf, af, of = _gather_fields(grad_out.dtype, n_values, argmax.numel())
         runtime.torch_to_taichi_sync(grad_out.device)
         K.load(af, argmax, argmax.numel())
         K.load(of.grad, grad_out, argmax.numel())
