@@ -48,7 +48,9 @@ Colour (aggr_func_rgb)
 Textures
     'surface': ``(B, F, R*R, 3)`` texels; on clipped barycentrics w, w_x = floor(w0 R),
     w_y = floor(w1 R) (each clamped to R - 1, a guard SoftRas lacks for w = 1 exactly); texel
-    w_y R + w_x if (w0 + w1) R - w_x - w_y <= 1 else (R - 1 - w_y) R + (R - 1 - w_x).
+    w_y R + w_x if (1 - w2) R - w_x - w_y <= 1 else (R - 1 - w_y) R + (R - 1 - w_x). SoftRas writes
+    (w0 + w1) for (1 - w2): equal in exact arithmetic, but fragments clipped onto the edge w2 = 0 sit
+    exactly on that test, where w0 + w1 = 1 +- 1 ulp would pick the texel by rounding.
     'vertex': ``(B, F, 3, 3)`` colours interpolated by the clipped barycentrics.
 
 Guards

@@ -140,7 +140,7 @@ def _texel(tex, fb, R, c0, c1, c2, ch, texmode: ti.template()):
         T = R * R
         wx = ti.min(ti.cast(ti.floor(c0 * R), ti.i32), R - 1)
         wy = ti.min(ti.cast(ti.floor(c1 * R), ti.i32), R - 1)
-        k = ti.select((c0 + c1) * R - wx - wy > 1, (R - 1 - wy) * R + (R - 1 - wx), wy * R + wx)
+        k = ti.select((1.0 - c2) * R - wx - wy > 1, (R - 1 - wy) * R + (R - 1 - wx), wy * R + wx)
         return tex[(fb * T + k) * 3 + ch]
 
 

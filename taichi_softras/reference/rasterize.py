@@ -90,7 +90,7 @@ def _sample(tex: torch.Tensor, wc, s: RasterSettings):
     res = s.texture_res
     wx = torch.clamp(torch.floor(wc[0] * res), max=res - 1)
     wy = torch.clamp(torch.floor(wc[1] * res), max=res - 1)
-    lower = (wc[0] + wc[1]) * res - wx - wy <= 1
+    lower = (1.0 - wc[2]) * res - wx - wy <= 1  # (1 - w2), not w0 + w1: exact on the edge w2 = 0
     idx = torch.where(lower, wy * res + wx, (res - 1 - wy) * res + (res - 1 - wx)).long()  # (B, Fc, P)
     b, fc, p = idx.shape
     return torch.gather(tex, 2, idx.reshape(b, fc, p, 1).expand(b, fc, p, 3))
