@@ -8,7 +8,7 @@ import torch
 from taichi_softras import lighting
 from taichi_softras.cameras import look_at, perspective
 from taichi_softras.geometry import face_normals, face_vertices
-from taichi_softras.reference.rasterize import soft_rasterize
+from taichi_softras import soft_rasterize
 
 from . import datasets as D
 
@@ -26,17 +26,20 @@ def render(
     face_colours: torch.Tensor | None = None,
     *,
     image_size: int = D.IMAGE_SIZE,
+    lit: bool = True,
     **raster_kwargs,
 ) -> torch.Tensor:
     """RGBA ``(B, 4, H, W)`` of meshes vertices ``(B, N, 3)``, faces ``(B, F, 3)`` seen from views
-    ``(B,)``. ``face_colours (B, F, 3)`` are lit (ambient + directional, DESIGN.md §2); without
-    them the RGB is white and only the alpha (silhouette) matters."""
+    ``(B,)``. ``face_colours (B, F, 3)`` are lit (ambient + directional, DESIGN.md §2) unless
+    ``lit=False``; without them the RGB is white and only the alpha (silhouette) matters."""
     world = face_vertices(vertices, faces)
     if face_colours is None:
         face_colours = torch.ones(world.shape[:2] + (3,), dtype=vertices.dtype, device=vertices.device)
-    light = lighting.directional_lighting(
-        lighting.ambient_lighting(torch.zeros_like(face_colours)), face_normals(world)
-    )
-    textures = (face_colours * light)[:, :, None, :].contiguous()
+    if lit:
+        light = lighting.directional_lighting(
+            lighting.ambient_lighting(torch.zeros_like(face_colours)), face_normals(world)
+        )
+        face_colours = face_colours * light
+    textures = face_colours[:, :, None, :].contiguous()
     screen = face_vertices(project(vertices, view_ids), faces)
     return soft_rasterize(screen, textures, image_size, **raster_kwargs)

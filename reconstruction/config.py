@@ -1,0 +1,81 @@
+"""Training configuration: one frozen dataclass, saved with every run as ``config.json``.
+
+Defaults follow SoftRas's reconstruction recipe (Adam 1e-4, batch 64, sigma 1e-4, hard colour
+aggregation, Laplacian 5e-3, flatten 5e-4) except where a CPU-sized run needs less (see README).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from dataclasses import dataclass
+
+MODELS = ("mesh", "implicit")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "mesh"
+    data: str = ""
+    classes: tuple[str, ...] = ()
+    out: str = ""
+    steps: int = 250_000
+    batch_size: int = 64
+    lr: float = 1e-4
+    seed: int = 0
+    # network sizes (SoftRas's: conv 64/128/256, FC 1024, code 512, decoder 1024/2048)
+    widths: tuple[int, ...] = (64, 128, 256)
+    hidden: int = 1024
+    code: int = 512
+    decoder_hidden: tuple[int, ...] = (1024, 2048)
+    # mesh losses (SoftRas's)
+    sigma_val: float = 1e-4
+    lambda_laplacian: float = 5e-3
+    lambda_flatten: float = 5e-4
+    lambda_colour: float = 0.0  # > 0: the "full" model with the colour generator and loss
+    # implicit model
+    mlp_width: int = 128
+    mlp_depth: int = 4
+    num_anchors: int = 2048
+    anchor_radius: float = 0.03
+    num_rays: int = 1024
+    lambda_geometric: float = 0.1
+    # bookkeeping
+    val_every: int = 200
+    val_shapes: int = 64
+    checkpoint_every: int = 100
+    log_every: int = 10
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.batch_size < 1 or self.steps < 0 or self.lr <= 0:
+            raise ValueError(
+                f"batch_size >= 1, steps >= 0 and lr > 0 expected, got {self.batch_size}, {self.steps}, {self.lr}"
+            )
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(d) - set(known)
+        if unknown:
+            raise ValueError(f"config: unknown keys {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    @classmethod
+    def load(cls, run_dir: str | pathlib.Path) -> "TrainConfig":
+        path = pathlib.Path(run_dir) / "config.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"no config.json in run directory {run_dir}")
+        return cls.from_dict(json.loads(path.read_text()))
+
+    def save(self, run_dir: str | pathlib.Path) -> None:
+        path = pathlib.Path(run_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "config.json").write_text(self.to_json())
+
+

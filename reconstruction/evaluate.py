@@ -1,0 +1,199 @@
+"""Voxel IoU of a trained run, per class, beside the papers' numbers and a mean-voxel baseline.
+
+    python -m reconstruction.evaluate --run RUN_DIR [--split test] [--data DIR]
+
+Writes ``RUN_DIR/eval_{split}.md`` (the table) and ``RUN_DIR/predictions_{split}.png`` (inputs and
+predicted silhouettes), and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+
+import numpy as np
+import torch
+from skimage import measure
+
+from taichi_softras.geometry import face_vertices
+from taichi_softras.voxelization import voxelization
+
+from . import datasets as D
+from .checkpoint import FILENAME, load_checkpoint
+from .config import TrainConfig
+from .models import ImplicitModel, MeshModel, build_model
+from .voxels import SIZE, stored_from_xyz, voxel_iou
+
+#: PAPERS.md: SoftRas's 13-class table (3D IoU) and the implicit paper's 6-class table.
+PAPER_SOFTRAS = {
+    "NMR": [0.6172, 0.4998, 0.7143, 0.7095, 0.4990, 0.5831, 0.4126, 0.6536, 0.6322, 0.6735, 0.4829, 0.7777, 0.5645],
+    "SoftRas (sil.)": [0.6419, 0.5080, 0.7116, 0.7697, 0.5270, 0.6156, 0.4628, 0.6654, 0.6811, 0.6878, 0.4487, 0.7895, 0.5953],
+    "SoftRas (full)": [0.6670, 0.5429, 0.7382, 0.7876, 0.5470, 0.6298, 0.4580, 0.6807, 0.6702, 0.7220, 0.5325, 0.8127, 0.6145],
+}
+PAPER_IMPLICIT_CLASSES = ("02691156", "02828884", "04379243", "02958343", "03001627", "04530566")
+PAPER_IMPLICIT = {"implicit (NeurIPS'19)": [0.6510, 0.5360, 0.5150, 0.7820, 0.5480, 0.6080]}
+
+
+def mesh_voxels(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """NMR voxels (stored order, bool ``(B, 32, 32, 32)``) of closed meshes ``(B, N, 3)``, ``(B, F, 3)``
+    in the object frame: SoftRas's evaluation (v * 31/32 + 0.5, then the NMR axis order)."""
+    fv = face_vertices(vertices, faces) * ((SIZE - 1) / SIZE) + 0.5
+    return stored_from_xyz(voxelization(fv.contiguous(), SIZE, False) > 0)
+
+
+def field_meshes(field: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Marching cubes (level 0.5) of occupancy sampled at the voxel frame's cell corners, field
+    ``(B, 33, 33, 33)`` indexed [x, y, z] -> per shape (vertices ``(V, 3)``, faces ``(F, 3)``) in
+    the object frame (empty field: a degenerate single-face mesh at the origin)."""
+    out = []
+    for f in field.detach().cpu().numpy():
+        padded = np.pad(f, 1)  # zero outside the frame closes every surface
+        if padded.max() <= 0.5:
+            out.append((torch.zeros(3, 3), torch.tensor([[0, 1, 2]])))
+            continue
+        verts, faces, _, _ = measure.marching_cubes(padded, 0.5)
+        # corner index i (before padding) sits at world (i - 16) / 31
+        world = (verts - 1 - SIZE / 2) / (SIZE - 1)
+        out.append((torch.tensor(world, dtype=torch.float32), torch.tensor(faces, dtype=torch.int64)))
+    return out
+
+
+def corner_points() -> torch.Tensor:
+    """World positions of the voxel frame's cell corners ``(33^3, 3)``, [x, y, z] order."""
+    c = (torch.arange(SIZE + 1, dtype=torch.float32) - SIZE / 2) / (SIZE - 1)
+    return torch.stack(torch.meshgrid(c, c, c, indexing="ij"), -1).reshape(-1, 3)
+
+
+@torch.no_grad()
+def predict_voxels(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Predicted NMR voxels (bool ``(B, 32, 32, 32)``, stored order) from images ``(B, 4, 64, 64)``."""
+    if isinstance(model, MeshModel):
+        vertices, faces, _ = model(images)
+        return mesh_voxels(vertices, faces)
+    if isinstance(model, ImplicitModel):
+        pts = corner_points().to(images)[None].expand(images.shape[0], -1, -1)
+        field = model(images, pts).reshape(-1, SIZE + 1, SIZE + 1, SIZE + 1)
+        vox = []
+        for v, f in field_meshes(field):
+            vox.append(mesh_voxels(v[None].to(images), f[None].to(images.device))[0])
+        return torch.stack(vox)
+    raise TypeError(f"model must be a MeshModel or ImplicitModel, got {type(model).__name__}")
+
+
+def evaluate_split(model: torch.nn.Module, data: D.ShapeNetSplit, batch_size: int = 16,
+                   max_shapes: int | None = None, view: int | None = None) -> torch.Tensor:
+    """Voxel IoU per shape ``(N,)``: each shape is reconstructed from one view (``view``, or
+    shape index mod 24 so every view is used), the model in eval mode."""
+    was_training = model.training
+    model.eval()
+    n = len(data) if max_shapes is None else min(max_shapes, len(data))
+    idx_all = torch.arange(n) if max_shapes is None else torch.linspace(0, len(data) - 1, n).long()
+    ious = []
+    try:
+        for start in range(0, n, batch_size):
+            idx = idx_all[start:start + batch_size]
+            views = torch.full_like(idx, view) if view is not None else idx % D.NUM_VIEWS
+            device = next(model.parameters()).device
+            pred = predict_voxels(model, data.views(idx, views).to(device)).cpu()
+            ious.append(voxel_iou(pred, data.voxels[idx]))
+    finally:
+        model.train(was_training)
+    return torch.cat(ious)
+
+
+def mean_voxel_baseline(train: D.ShapeNetSplit, test: D.ShapeNetSplit) -> tuple[torch.Tensor, float]:
+    """IoU per test shape of the training set's mean voxel grid (all classes together), thresholded
+    at the level in {0.05, ..., 0.95} that maximizes the mean training IoU. Returns (IoU, level)."""
+    mean = train.voxels.float().mean(0)
+    levels = np.arange(0.05, 1.0, 0.05)
+    scores = [voxel_iou((mean > t).expand_as(train.voxels), train.voxels).mean().item() for t in levels]
+    level = float(levels[int(np.argmax(scores))])
+    return voxel_iou((mean > level).expand_as(test.voxels), test.voxels), level
+
+
+def per_class(ious: torch.Tensor, data: D.ShapeNetSplit) -> list[float]:
+    return [ious[data.labels[: len(ious)] == i].mean().item() for i in range(len(data.class_ids))]
+
+
+def table(rows: dict[str, list[float]], class_ids: list[str]) -> str:
+    """A markdown table: one row per method, one column per class, then the mean."""
+    head = "| method | " + " | ".join(D.CLASS_NAMES[c] for c in class_ids) + " | mean |"
+    lines = [head, "|" + "---|" * (len(class_ids) + 2)]
+    for name, vals in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f"{v:.4f}" for v in vals) + f" | {np.mean(vals):.4f} |")
+    return "\n".join(lines)
+
+
+def paper_rows(class_ids: list[str], implicit: bool) -> dict[str, list[float]]:
+    """The papers' numbers on ``class_ids`` (only the methods that report all of them)."""
+    rows = {name: [vals[D.CLASS_IDS.index(c)] for c in class_ids] for name, vals in PAPER_SOFTRAS.items()}
+    if implicit and all(c in PAPER_IMPLICIT_CLASSES for c in class_ids):
+        for name, vals in PAPER_IMPLICIT.items():
+            rows[name] = [vals[PAPER_IMPLICIT_CLASSES.index(c)] for c in class_ids]
+    return rows
+
+
+def load_run(run_dir: str | pathlib.Path) -> tuple[TrainConfig, torch.nn.Module]:
+    """Config and model (weights from the run's checkpoint, CPU, eval mode) of a training run."""
+    cfg = TrainConfig.load(run_dir)
+    model = build_model(cfg)
+    model.load_state_dict(load_checkpoint(pathlib.Path(run_dir) / FILENAME)["model"])
+    return cfg, model.eval()
+
+
+def prediction_figure(model: torch.nn.Module, data: D.ShapeNetSplit, path: pathlib.Path, per_class_n: int = 1) -> None:
+    """Input views and predicted vs true voxels (projected along the depth axis), one row per shape."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    idx = torch.cat([(data.labels == i).nonzero()[:per_class_n, 0] for i in range(len(data.class_ids))])
+    images = data.views(idx, idx % D.NUM_VIEWS)
+    pred = predict_voxels(model, images)
+    fig, axes = plt.subplots(len(idx), 3, figsize=(6, 2 * len(idx)), squeeze=False)
+    for row, i in enumerate(idx.tolist()):
+        rgba = images[row].permute(1, 2, 0).numpy()
+        axes[row, 0].imshow(rgba[..., :3] * rgba[..., 3:] + (1 - rgba[..., 3:]))
+        # stored [a=y, b=x, c=31-z]: the front view (max over depth) with y up
+        axes[row, 1].imshow(data.voxels[i].any(2).numpy()[::-1], cmap="gray")
+        axes[row, 2].imshow(pred[row].any(2).numpy()[::-1], cmap="gray")
+        axes[row, 0].set_ylabel(D.CLASS_NAMES[data.class_ids[data.labels[i]]], fontsize=8)
+    for ax, title in zip(axes[0], ("input", "true voxels", "predicted")):
+        ax.set_title(title, fontsize=9)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> str:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, help="training run directory (config.json + checkpoint.pt)")
+    p.add_argument("--split", default="test", choices=D.SPLITS)
+    p.add_argument("--data", default=None, help="dataset directory (default: the run's)")
+    args = p.parse_args(argv)
+    run = pathlib.Path(args.run)
+    cfg, model = load_run(run)
+    data_dir = args.data or cfg.data
+    train, test = (D.ShapeNetSplit.load(data_dir, list(cfg.classes), s) for s in ("train", args.split))
+    ious = evaluate_split(model, test)
+    base, level = mean_voxel_baseline(train, test)
+    ours = f"ours: {cfg.model}" + (" (full)" if cfg.lambda_colour > 0 else "")
+    rows = {ours: per_class(ious, test), f"mean-voxel baseline (level {level:.2f})": per_class(base, test)}
+    text = (
+        f"Voxel IoU on the {args.split} split of {data_dir} ({len(test)} shapes, one view each); "
+        f"the paper rows are ShapeNet numbers, for reference only.\n\n"
+        + table(rows | paper_rows(list(cfg.classes), cfg.model == "implicit"), list(cfg.classes))
+        + "\n"
+    )
+    (run / f"eval_{args.split}.md").write_text(text)
+    prediction_figure(model, test, run / f"predictions_{args.split}.png")
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,280 @@
+"""Train a single-view reconstruction model from multi-view silhouettes.
+
+    python -m reconstruction.train --model mesh|implicit --data DIR --classes all --out RUN_DIR
+        [--steps N] [--batch-size B] [--lr LR] [--resume] ...
+    torchrun --nproc_per_node=K -m reconstruction.train ...   (DistributedDataParallel)
+
+Each step takes B training shapes (a distributed sampler splits every epoch's shuffled order over
+the ranks), two different random views a, b of each, predicts the shape from view a and compares
+its renders (mesh) or probed silhouettes (implicit) with the silhouettes of a and b. The batch
+drawn at step s depends only on (seed, s, rank), so ``--resume`` continues exactly where a run left.
+Rank 0 writes ``config.json``, ``checkpoint.pt`` (atomic), ``log.jsonl`` and ``loss.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import pathlib
+import sys
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
+from tqdm import tqdm
+
+from taichi_softras.losses import FlattenLoss, LaplacianLoss, iou_loss
+from taichi_softras.ops.probe import probe_view
+from taichi_softras.sampling import sample_contour_pixels, sample_hull_boundary, visual_hull
+
+from . import datasets as D
+from .checkpoint import FILENAME, CorruptCheckpointError, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .evaluate import evaluate_split
+from .models import build_model
+from .render import render
+
+
+class MeshObjective:
+    """SoftRas's loss: silhouette IoU in views a and b + Laplacian + flatten (+ colour L1 for the
+    full model), for the mesh predicted from view a."""
+
+    def __init__(self, cfg: TrainConfig, model: torch.nn.Module):
+        self.cfg = cfg
+        dec = model.decoder
+        self.laplacian = LaplacianLoss(dec.vertices_base, dec.faces)
+        self.flatten = FlattenLoss(dec.faces)
+
+    def __call__(self, net, img_a, img_b, view_a, view_b, generator, shape_idx) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        vertices, faces, colours = net(img_a)
+        both = lambda t: None if t is None else torch.cat((t, t))  # noqa: E731
+        rgba = render(both(vertices), both(faces), torch.cat((view_a, view_b)), both(colours), lit=False,
+                      sigma_val=cfg.sigma_val, aggr_func_rgb="hard", dist_eps=1e-10)
+        ra, rb = rgba.chunk(2)
+        terms = {
+            "silhouette": iou_loss(ra[:, 3], img_a[:, 3]) + iou_loss(rb[:, 3], img_b[:, 3]),
+            "laplacian": self.laplacian(vertices).mean(),
+            "flatten": self.flatten(vertices).mean(),
+        }
+        loss = terms["silhouette"] + cfg.lambda_laplacian * terms["laplacian"] + cfg.lambda_flatten * terms["flatten"]
+        if colours is not None:
+            target = torch.cat((img_a, img_b))
+            mask = target[:, 3:]
+            terms["colour"] = ((rgba[:, :3] - target[:, :3]).abs() * mask).sum() / (3 * mask.sum()).clamp(min=1)
+            loss = loss + cfg.lambda_colour * terms["colour"]
+        terms["loss"] = loss
+        return terms
+
+
+#: Finite-difference step of the geometric regularizer (about half a voxel).
+FD_STEP = 1.0 / 64
+#: Width of the importance weight W(phi) = exp(-(phi - 0.5)^2 / (2 w^2)) around the surface.
+SURFACE_BAND = 0.1
+AXES = torch.cat((torch.eye(3), -torch.eye(3)))  # the 6 axis neighbours
+
+
+class ImplicitObjective:
+    """The NeurIPS'19 loss: anchor-ray probing (max pooling, boundary-aware) of views a and b, rays
+    importance-sampled near the silhouette contours and anchors near the visual-hull boundary
+    (hulls precomputed from each shape's 24 silhouettes), + the finite-difference normal-consistency
+    regularizer on samples weighted towards the surface."""
+
+    def __init__(self, cfg: TrainConfig, data: D.ShapeNetSplit, rank: int = 0):
+        self.cfg = cfg
+        eyes = D.view_eyes(torch.arange(D.NUM_VIEWS))
+        self.hulls = [
+            visual_hull(data.images[i, :, 3].float() / 255, eyes, resolution=32, viewing_angle=D.VIEWING_ANGLE)
+            for i in tqdm(range(len(data)), desc="visual hulls", disable=rank != 0, leave=False)
+        ]
+
+    def __call__(self, net, img_a, img_b, view_a, view_b, generator, shape_idx) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        b = img_a.shape[0]
+        anchors = torch.stack([sample_hull_boundary(self.hulls[i], cfg.num_anchors, band=1, generator=generator)[0]
+                               for i in shape_idx.tolist()]).to(img_a)
+        n_reg = max(1, cfg.num_anchors // 16)
+        centres = anchors[:, :n_reg]
+        # each regularizer sample s and its 6 neighbours q, each with its 6 finite-difference points
+        h = FD_STEP
+        axes = AXES.to(anchors)
+        around = torch.cat((centres[:, :, None], centres[:, :, None] + h * axes), dim=2)  # (B, n, 7, 3)
+        stencil = around[:, :, :, None] + (h / 2) * axes  # (B, n, 7, 6, 3): central differences
+        points = torch.cat((anchors, around.reshape(b, -1, 3), stencil.reshape(b, -1, 3)), dim=1)
+        phi = net(img_a, points)
+        values = phi[:, : cfg.num_anchors]
+        phi_around = phi[:, cfg.num_anchors: cfg.num_anchors + n_reg * 7].reshape(b, n_reg, 7)
+        st = phi[:, cfg.num_anchors + n_reg * 7:].reshape(b, n_reg, 7, 6)
+        grad = (st[..., :3] - st[..., 3:]) / h
+        normals = F.normalize(grad, dim=-1, eps=1e-8)  # (B, n, 7, 3); n = grad / |grad|
+        w = torch.exp(-((phi_around - 0.5) ** 2) / (2 * SURFACE_BAND**2))
+        diff = (normals[:, :, :1] - normals[:, :, 1:]).pow(2).sum(-1)  # (B, n, 6)
+        geo = (w[:, :, 0] * (w[:, :, 1:] * diff).sum(-1) / w[:, :, 1:].sum(-1).clamp(min=1e-6)).mean()
+
+        sil = torch.cat((img_a[:, 3], img_b[:, 3]))
+        pixels, _ = sample_contour_pixels(sil, cfg.num_rays, generator=generator)
+        probe = probe_view(D.view_eyes(torch.cat((view_a, view_b))).to(img_a), torch.cat((anchors, anchors)),
+                           cfg.anchor_radius, torch.cat((values, values)), D.IMAGE_SIZE, pixels=pixels,
+                           silhouettes=sil, boundary_aware=True, viewing_angle=D.VIEWING_ANGLE)
+        label = (sil.flatten(1).gather(1, pixels) > 0.5).to(probe.value.dtype)
+        probing = F.binary_cross_entropy(probe.value.clamp(1e-6, 1 - 1e-6), label)
+        return {"probing": probing, "geometric": geo, "loss": probing + cfg.lambda_geometric * geo}
+
+
+def setup_distributed() -> tuple[int, int, torch.device]:
+    """(rank, world size, device); initializes the process group under torchrun (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank = dist.get_rank() if world > 1 else 0
+    if torch.cuda.is_available():
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    return rank, world, device
+
+
+def step_batch(cfg: TrainConfig, n_shapes: int, step: int, rank: int, world: int):
+    """Shape indices ``(B,)`` and a generator for step ``step`` of rank ``rank`` (deterministic)."""
+    sampler = DistributedSampler(range(n_shapes), num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,
+                                 drop_last=True)
+    per_epoch = len(sampler) // cfg.batch_size
+    if per_epoch < 1:
+        raise ValueError(f"batch_size: {cfg.batch_size} per rank x {world} ranks exceeds the {n_shapes} training shapes")
+    epoch, k = divmod(step, per_epoch)
+    sampler.set_epoch(epoch)
+    order = list(sampler)
+    idx = torch.tensor(order[k * cfg.batch_size:(k + 1) * cfg.batch_size])
+    generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * world + rank)
+    return idx, generator
+
+
+def plot_history(history: list[dict], path: pathlib.Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
+    tr = [h for h in history if "loss" in h]
+    ax[0].plot([h["step"] for h in tr], [h["loss"] for h in tr])
+    ax[0].set(xlabel="step", ylabel="training loss", yscale="log")
+    va = [h for h in history if "val_iou" in h]
+    ax[1].plot([h["step"] for h in va], [h["val_iou"] for h in va], marker="o")
+    ax[1].set(xlabel="step", ylabel="validation voxel IoU")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> torch.nn.Module:
+    """Run (or continue) training; returns the trained (unwrapped) model."""
+    rank, world, device = setup_distributed()
+    out = pathlib.Path(cfg.out)
+    ckpt_path = out / FILENAME
+    if rank == 0:
+        if ckpt_path.exists() and not resume:
+            raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --out")
+        cfg.save(out)
+    data = D.ShapeNetSplit.load(cfg.data, list(cfg.classes), "train")
+    val = D.ShapeNetSplit.load(cfg.data, list(cfg.classes), "val") if cfg.val_every else None
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg).to(device)
+    objective = MeshObjective(cfg, model) if cfg.model == "mesh" else ImplicitObjective(cfg, data, rank)
+    if cfg.model == "mesh":
+        objective.laplacian.to(device), objective.flatten.to(device)
+    net = DistributedDataParallel(model) if world > 1 else model
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    step, history = 0, []
+    if resume:
+        if not ckpt_path.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+        state = load_checkpoint(ckpt_path)  # a corrupt file raises; never restart silently
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step, history = int(state["step"]), json.loads(state["history"])
+        torch.set_rng_state(state["rng"]["torch"])
+
+    def checkpoint():
+        if rank == 0:
+            save_checkpoint(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                                        "rng": {"torch": torch.get_rng_state()}, "history": json.dumps(history),
+                                        "config": cfg.to_json()})
+            plot_history(history, out / "loss.png")
+
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.model}", disable=rank != 0, dynamic_ncols=True)
+    try:
+        while step < cfg.steps:
+            idx, gen = step_batch(cfg, len(data), step, rank, world)
+            view_a, view_b = D.view_pairs(len(idx), gen)
+            img_a, img_b = data.views(idx, view_a).to(device), data.views(idx, view_b).to(device)
+            terms = objective(net, img_a, img_b, view_a.to(device), view_b.to(device), gen, idx)
+            opt.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            opt.step()
+            step += 1
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                history.append({"step": step, **{k: round(v.item(), 6) for k, v in terms.items()}})
+                bar.set_postfix(loss=f"{terms['loss'].item():.4f}")
+            if val is not None and (step % cfg.val_every == 0 or step == cfg.steps):
+                if rank == 0:
+                    iou = evaluate_split(model, val, max_shapes=cfg.val_shapes).mean().item()
+                    history.append({"step": step, "val_iou": round(iou, 6)})
+                    tqdm.write(f"step {step}: validation voxel IoU {iou:.4f}")
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                checkpoint()
+            bar.update()
+    except KeyboardInterrupt:
+        checkpoint()
+        if rank == 0:
+            tqdm.write(f"interrupted: checkpoint at step {step} written to {ckpt_path}")
+        raise
+    finally:
+        bar.close()
+        if rank == 0 and history:
+            with open(out / "log.jsonl", "w") as f:
+                f.writelines(json.dumps(h) + "\n" for h in history)
+    return model
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--classes", default="all", help="'all' or comma-separated class ids/names")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "classes":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(f.default, tuple):
+            p.add_argument(flag, type=int, nargs="+", default=list(f.default))
+        else:
+            p.add_argument(flag, type=type(f.default), default=f.default, required=f.name in ("data", "out"))
+    args = vars(p.parse_args(argv))
+    resume = args.pop("resume")
+    classes = tuple(D.parse_class_ids(args.pop("classes")))
+    return TrainConfig.from_dict({**args, "classes": classes}), resume
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg, resume = parse_args(argv)
+    if resume:  # the saved config wins, except for the number of steps
+        saved = TrainConfig.load(cfg.out)
+        cfg = dataclasses.replace(saved, steps=cfg.steps)
+    try:
+        train(cfg, resume)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except CorruptCheckpointError as exc:
+        sys.exit(f"error: {exc}")
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
