@@ -24,18 +24,13 @@ from . import conventions as C
 from .lighting import ambient_lighting, directional_lighting
 from .mesh import Mesh
 from .ops.checks import check_choice, check_positive, image_hw
+from .ops.rasterize import soft_rasterize
 
 Vec3 = Union[torch.Tensor, np.ndarray, Sequence[float]]
 
 CAMERA_MODES = ("projection", "look", "look_at")
 LIGHT_MODES = C.TEXTURE_TYPES
 RENDER_MODES = (None, "rgb", "silhouettes", "depth")
-
-
-def _soft_rasterize(*args, **kwargs):
-    from . import soft_rasterize
-
-    return soft_rasterize(*args, **kwargs)
 
 
 def _vec3(value: Vec3, name: str) -> Union[tuple, torch.Tensor]:
@@ -375,7 +370,7 @@ class _RasterizerBase(_Configured):
         c = self.config
         h, w = image_hw(c.image_size)
         scale = 2 if c.anti_aliasing else 1
-        out = _soft_rasterize(
+        out = soft_rasterize(
             mesh.face_vertices,
             mesh.face_textures,
             (h * scale, w * scale),
