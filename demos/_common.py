@@ -340,3 +340,47 @@ def eyes_from_angles(distance, elevation, azimuth) -> torch.Tensor:
 
     t = [torch.as_tensor(a, dtype=torch.float32) for a in (distance, elevation, azimuth)]
     return get_points_from_angles(*t)
+
+
+def optimize(
+    args: argparse.Namespace,
+    title: str,
+    iterations: int,
+    step: Callable[[int], dict[str, float]],
+    frame: Callable[[], np.ndarray],
+    frame_every: int,
+) -> tuple[dict[str, list[float]], list[np.ndarray]]:
+    """The loop of the optimization demos, for both front ends.
+
+    ``step(i)`` runs iteration i and returns its metrics; ``frame()`` draws the current state as a
+    uint8 image. The GUI shows a frame every iteration (closing the window stops early); headless
+    shows a tqdm bar. Returns the metric histories and the frames taken every ``frame_every`` steps
+    (and after the last one).
+    """
+    from tqdm import tqdm
+
+    history: dict[str, list[float]] = {}
+    frames: list[np.ndarray] = []
+    window = None
+    if wants_gui(args):
+        first = frame()
+        window = Window(title, first.shape[:2], args.frames, args.screenshot)
+    bar = tqdm(range(iterations), desc=title, disable=window is not None or not sys.stderr.isatty(), leave=False)
+    for i in bar:
+        metrics = step(i)
+        for k, v in metrics.items():
+            history.setdefault(k, []).append(v)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in metrics.items()})
+        take = i % frame_every == 0 or i == iterations - 1
+        if window is not None:
+            image = frame()
+            window.set_canvas(image)
+            window.label(f"{title}  step {i + 1}/{iterations}  " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            window.show()
+            if take:
+                frames.append(image)
+            if not window.running:
+                break
+        elif take:
+            frames.append(frame())
+    return history, frames
