@@ -16,3 +16,4 @@ import pathlib as _pathlib
 DATA_DIR = _pathlib.Path(__file__).parent / "data"
 
 from .ops.rasterize import soft_rasterize
+from .api import *  # noqa: E402,F401,F403  (SoftRas-compatible names: Mesh, SoftRenderer, functional, ...)
