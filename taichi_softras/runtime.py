@@ -59,7 +59,8 @@ def ensure_initialized(device: torch.device | str | None = None) -> str:
                 arch=ti.cuda if arch == "cuda" else ti.cpu,
                 default_fp=ti.f32,
                 default_ip=ti.i32,
-                offline_cache=True,
+                # Compiled kernels are cached on disk across processes; =0 measures a cold first call.
+                offline_cache=os.environ.get("TAICHI_SOFTRAS_OFFLINE_CACHE", "1") != "0",
                 log_level=ti.WARN,
                 device_memory_GB=float(os.environ.get("TAICHI_SOFTRAS_DEVICE_MEMORY_GB", "2")),
             )
