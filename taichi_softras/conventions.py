@@ -52,6 +52,9 @@ Textures
     (w0 + w1) for (1 - w2): equal in exact arithmetic, but fragments clipped onto the edge w2 = 0 sit
     exactly on that test, where w0 + w1 = 1 +- 1 ulp would pick the texel by rounding.
     'vertex': ``(B, F, 3, 3)`` colours interpolated by the clipped barycentrics.
+    'uv': an image ``(B, 3, TH, TW)`` sampled bilinearly at the per-corner UVs ``(B, F, 3, 2)``
+    interpolated by the clipped barycentrics; v points up (image row 0 is v = 1), texel centres sit at
+    ((i + 0.5) / TW, 1 - (j + 0.5) / TH); outside [0, 1] UVs repeat (default) or clamp.
 
 Guards
     Barycentric determinant clamped away from 0 to +-1e-10; faces with a vertex at z <= 1e-6 (at or
@@ -95,6 +98,9 @@ DIST_FUNCS = ("euclidean", "barycentric", "hard")
 AGGR_FUNCS_ALPHA = ("prod", "sum", "hard")
 AGGR_FUNCS_RGB = ("softmax", "hard")
 TEXTURE_TYPES = ("surface", "vertex")
+#: The rasterizer also samples UV image maps in the kernel (Mesh and lighting stay SoftRas's two).
+RASTER_TEXTURE_TYPES = TEXTURE_TYPES + ("uv",)
+TEXTURE_WRAPS = ("repeat", "clamp")
 
 LIGHT_INTENSITY_AMBIENT = 0.5
 LIGHT_COLOR_AMBIENT = (1.0, 1.0, 1.0)

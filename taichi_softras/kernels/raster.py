@@ -35,7 +35,8 @@ N_PRM = 16
 DIST_EUCLIDEAN, DIST_BARYCENTRIC, DIST_HARD = 0, 1, 2
 ALPHA_PROD, ALPHA_SUM, ALPHA_HARD = 0, 1, 2
 RGB_SOFTMAX, RGB_HARD = 0, 1
-TEX_SURFACE, TEX_VERTEX = 0, 1
+TEX_SURFACE, TEX_VERTEX, TEX_UV = 0, 1, 2
+WRAP_REPEAT, WRAP_CLAMP = 0, 1
 
 
 
@@ -130,12 +131,39 @@ def _coverage(xs, inside, dist: ti.template()):
 
 
 @ti.func
-def _texel(tex, fb, R, c0, c1, c2, ch, texmode: ti.template()):
-    """Colour channel ch of face index fb = b*F + f at clipped barycentrics (c0, c1, c2).
+def _wrap(i, n, wrap: ti.template()):
+    if ti.static(wrap == WRAP_REPEAT):
+        return ((i % n) + n) % n
+    else:
+        return ti.min(ti.max(i, 0), n - 1)
 
-    R: the texture resolution of surface textures (R*R texels per face; unused for vertex colours)."""
+
+@ti.func
+def _texel(tex, uv, fb, b, R, TH, TW, c0, c1, c2, ch, texmode: ti.template(), wrap: ti.template()):
+    """Colour channel ch of face fb = b*F + f at clipped barycentrics (c0, c1, c2).
+
+    surface: texel of ``tex`` (R*R per face); vertex: ``tex`` corners interpolated; uv: the image
+    ``tex`` (B, 3, TH, TW) sampled bilinearly at the interpolated per-corner UVs ``uv`` (v up: row 0
+    of the image is v = 1; pixel centres at (i + 0.5) / size)."""
     if ti.static(texmode == TEX_VERTEX):
         return c0 * tex[(fb * 3 + 0) * 3 + ch] + c1 * tex[(fb * 3 + 1) * 3 + ch] + c2 * tex[(fb * 3 + 2) * 3 + ch]
+    elif ti.static(texmode == TEX_UV):
+        u = c0 * uv[fb * 6 + 0] + c1 * uv[fb * 6 + 2] + c2 * uv[fb * 6 + 4]
+        v = c0 * uv[fb * 6 + 1] + c1 * uv[fb * 6 + 3] + c2 * uv[fb * 6 + 5]
+        x = u * TW - 0.5
+        y = (1.0 - v) * TH - 0.5
+        xf, yf = ti.floor(x), ti.floor(y)
+        fx, fy = x - xf, y - yf
+        ix, iy = ti.cast(xf, ti.i32), ti.cast(yf, ti.i32)
+        x0, x1 = _wrap(ix, TW, wrap), _wrap(ix + 1, TW, wrap)
+        y0, y1 = _wrap(iy, TH, wrap), _wrap(iy + 1, TH, wrap)
+        base = (b * 3 + ch) * TH
+        return (
+            (1.0 - fx) * (1.0 - fy) * tex[(base + y0) * TW + x0]
+            + fx * (1.0 - fy) * tex[(base + y0) * TW + x1]
+            + (1.0 - fx) * fy * tex[(base + y1) * TW + x0]
+            + fx * fy * tex[(base + y1) * TW + x1]
+        )
     else:
         T = R * R
         wx = ti.min(ti.cast(ti.floor(c0 * R), ti.i32), R - 1)
@@ -146,7 +174,7 @@ def _texel(tex, fb, R, c0, c1, c2, ch, texmode: ti.template()):
 
 @ti.kernel
 def bin_count(
-    fv: ti.template(), box: ti.template(), fbox: ti.template(), cnt: ti.template(), prm: ti.template(),
+    fv: ti.template(), nfc: ti.template(), box: ti.template(), fbox: ti.template(), cnt: ti.template(), prm: ti.template(),
     B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32, det: ti.template(),
 ):
     """Tile range of every face's screen box grown by the cut-off radius; count faces per tile."""
@@ -172,7 +200,8 @@ def bin_count(
         r1 = ti.cast(ti.ceil(ti.min(hi_y, H + 2.0)), ti.i32) + 1
         c0, c1 = ti.max(c0, 0), ti.min(c1, W - 1)
         r0, r1 = ti.max(r0, 0), ti.min(r1, H - 1)
-        culled = z0 <= Z_CULL or z1 <= Z_CULL or z2 <= Z_CULL
+        # Culled: a corner at or behind the eye, or padding beyond this mesh's face count (ragged).
+        culled = z0 <= Z_CULL or z1 <= Z_CULL or z2 <= Z_CULL or i - b * F >= nfc[b]
         tx0, tx1, ty0, ty1 = c0 // TILE, c1 // TILE, r0 // TILE, r1 // TILE
         if culled or c0 > c1 or r0 > r1:
             tx0, tx1 = 1, 0
@@ -250,10 +279,12 @@ def prepass(
 
 @ti.kernel
 def accumulate(
-    fv: ti.template(), fvc: ti.template(), fbox: ti.template(), tex: ti.template(), off: ti.template(), lst: ti.template(), prm: ti.template(),
-    pm: ti.template(), psel: ti.template(), acc: ti.template(),
-    B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32, R: ti.i32,
-    dist: ti.template(), rgb: ti.template(), texmode: ti.template(), fill_back: ti.template(), det: ti.template(),
+    fv: ti.template(), fvc: ti.template(), fbox: ti.template(), tex: ti.template(), uv: ti.template(),
+    grp: ti.template(), off: ti.template(), lst: ti.template(), prm: ti.template(),
+    pm: ti.template(), psel: ti.template(), acc: ti.template(), accg: ti.template(),
+    B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32, R: ti.i32, TH: ti.i32, TW: ti.i32,
+    dist: ti.template(), rgb: ti.template(), texmode: ti.template(), wrap: ti.template(),
+    fill_back: ti.template(), groups: ti.template(), det: ti.template(),
 ):
     """Differentiable per-pixel sums over the faces binned to the pixel's tile (``+=`` only)."""
     ti.loop_config(serialize=det)
@@ -278,6 +309,11 @@ def accumulate(
                     if ti.static(dist != DIST_HARD):
                         acc[p, 0] += -_softplus(xs)
                     acc[p, 1] += D
+                    if ti.static(groups):  # per-group log(1 - D) (soft) or coverage count (hard)
+                        if ti.static(dist != DIST_HARD):
+                            accg[p, grp[fb]] += -_softplus(xs)
+                        else:
+                            accg[p, grp[fb]] += D
                     if ti.static(rgb == RGB_SOFTMAX):
                         if _colours(keep, front, zp, prm, fill_back):
                             zn = (prm[P_FAR] - zp) / (prm[P_FAR] - prm[P_NEAR])
@@ -285,20 +321,21 @@ def accumulate(
                             acc[p, 2] += w
                             acc[p, 3] += w * zp
                             for ch in ti.static(range(3)):
-                                acc[p, 4 + ch] += w * _texel(tex, fb, R, c0, c1, c2, ch, texmode)
+                                acc[p, 4 + ch] += w * _texel(tex, uv, fb, b, R, TH, TW, c0, c1, c2, ch, texmode, wrap)
                     else:
                         if f == sel:
                             acc[p, 2] += 1.0
                             acc[p, 3] += zp
                             for ch in ti.static(range(3)):
-                                acc[p, 4 + ch] += _texel(tex, fb, R, c0, c1, c2, ch, texmode)
+                                acc[p, 4 + ch] += _texel(tex, uv, fb, b, R, TH, TW, c0, c1, c2, ch, texmode, wrap)
 
 
 @ti.kernel
 def compose(
-    acc: ti.template(), pm: ti.template(), psel: ti.template(), phard: ti.template(), prm: ti.template(),
-    out: ti.template(), B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32,
-    dist: ti.template(), alpha: ti.template(), rgb: ti.template(),
+    acc: ti.template(), accg: ti.template(), nfc: ti.template(), pm: ti.template(), psel: ti.template(),
+    phard: ti.template(), prm: ti.template(), out: ti.template(), outg: ti.template(),
+    B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32, G: ti.i32,
+    dist: ti.template(), alpha: ti.template(), rgb: ti.template(), groups: ti.template(),
 ):
     """RGBA + depth from the sums: out[p] = (r, g, b, alpha, depth)."""
     for p in range(B * H * W):
@@ -311,11 +348,17 @@ def compose(
         elif ti.static(alpha == ALPHA_PROD):
             out[p, 3] = 1.0 - ti.exp(acc[p, 0])
         else:
-            out[p, 3] = acc[p, 1] / ti.max(F, 1)
+            out[p, 3] = acc[p, 1] / ti.max(nfc[p // (H * W)], 1)
         if wsum > 0:
             out[p, 4] = acc[p, 3] / wsum
         else:
             out[p, 4] = prm[P_FAR]
+        if ti.static(groups):
+            for g in range(G):
+                if ti.static(dist != DIST_HARD):
+                    outg[p, g] = 1.0 - ti.exp(accg[p, g])
+                else:
+                    outg[p, g] = ti.select(accg[p, g] > 0, 1.0, 0.0)
 
 
 @ti.func
@@ -324,6 +367,41 @@ def _background_weight(m, sel, prm, rgb: ti.template()):
         return ti.select(sel < 0, 1.0, 0.0)
     else:
         return ti.exp((prm[P_EPS] - m) / prm[P_GAMMA])
+
+
+@ti.func
+def _unit(x, y, z):
+    n = ti.sqrt(ti.max(x * x + y * y + z * z, 1e-20))
+    return x / n, y / n, z / n
+
+
+@ti.kernel
+def auxiliary(
+    fv: ti.template(), vn: ti.template(), psel: ti.template(), prm: ti.template(), aux: ti.template(),
+    B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32, normals: ti.template(),
+):
+    """Per pixel, for the nearest covering face (``psel``, from the prepass): perspective-correct
+    barycentrics (aux 0..2), interpolated unit vertex normals ``vn`` (3..5, if ``normals``) and the unit
+    screen-space face normal cross(v1 - v0, v2 - v0) of (x_ndc, y_ndc, z) (6..8). Zeros elsewhere.
+    O(B*H*W): one face per pixel."""
+    for p in range(B * H * W):
+        sel = psel[p]
+        if sel >= 0:
+            b, pix = p // (H * W), p % (H * W)
+            px, py = _pixel_xy(pix % W, pix // W, H, W, fv.dtype)
+            fb = b * F + sel
+            keep, inside, front, xs, c0, c1, c2, zp = _fragment(fv, fb * 9, px, py, prm, DIST_EUCLIDEAN)
+            base = fb * 9
+            q0, q1, q2 = c0 / fv[base + 2] * zp, c1 / fv[base + 5] * zp, c2 / fv[base + 8] * zp
+            aux[p, 0], aux[p, 1], aux[p, 2] = q0, q1, q2
+            if ti.static(normals):
+                nx = q0 * vn[base + 0] + q1 * vn[base + 3] + q2 * vn[base + 6]
+                ny = q0 * vn[base + 1] + q1 * vn[base + 4] + q2 * vn[base + 7]
+                nz = q0 * vn[base + 2] + q1 * vn[base + 5] + q2 * vn[base + 8]
+                aux[p, 3], aux[p, 4], aux[p, 5] = _unit(nx, ny, nz)
+            ex, ey, ez = fv[base + 3] - fv[base + 0], fv[base + 4] - fv[base + 1], fv[base + 5] - fv[base + 2]
+            gx, gy, gz = fv[base + 6] - fv[base + 0], fv[base + 7] - fv[base + 1], fv[base + 8] - fv[base + 2]
+            aux[p, 6], aux[p, 7], aux[p, 8] = _unit(ey * gz - ez * gy, ez * gx - ex * gz, ex * gy - ey * gx)
 
 
 @ti.kernel

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
-
 from .. import conventions as C
 from .checks import check_choice, check_finite, check_positive, check_same_device, check_tensor, image_hw
 
@@ -56,8 +54,8 @@ def parse_rasterize_args(
 ) -> RasterSettings:
     """Validate ``soft_rasterize``'s arguments; raise ValueError/TypeError naming the argument."""
     check_tensor(face_vertices, "face_vertices", ndim=4, last=(3, 3))
-    check_tensor(textures, "textures", ndim=4, last=(3,))
-    check_choice(texture_type, "texture_type", C.TEXTURE_TYPES)
+    check_choice(texture_type, "texture_type", C.RASTER_TEXTURE_TYPES)
+    check_tensor(textures, "textures", ndim=4, last=(3, None, None) if texture_type == "uv" else (3,))
     check_choice(dist_func, "dist_func", C.DIST_FUNCS)
     check_choice(aggr_func_rgb, "aggr_func_rgb", C.AGGR_FUNCS_RGB)
     check_choice(aggr_func_alpha, "aggr_func_alpha", C.AGGR_FUNCS_ALPHA)
@@ -65,11 +63,17 @@ def parse_rasterize_args(
         raise TypeError(f"textures dtype {textures.dtype} differs from face_vertices dtype {face_vertices.dtype}")
     check_same_device(face_vertices, textures, "face_vertices", "textures")
     b, f = face_vertices.shape[:2]
-    if textures.shape[0] != b or textures.shape[1] != f:
+    if texture_type == "uv":
+        if textures.shape[0] != b:
+            raise ValueError(f"uv textures must be images (B, 3, TH, TW) with B = {b}, got {tuple(textures.shape)}")
+        res = 0
+    elif textures.shape[0] != b or textures.shape[1] != f:
         raise ValueError(
             f"textures must have batch and face dims (B, F) = ({b}, {f}) like face_vertices, got {tuple(textures.shape)}"
         )
-    if texture_type == "vertex":
+    if texture_type == "uv":
+        pass
+    elif texture_type == "vertex":
         if textures.shape[2] != 3:
             raise ValueError(f"vertex textures must have shape (B, F, 3, 3), got {tuple(textures.shape)}")
         res = 0
@@ -109,7 +113,3 @@ def parse_rasterize_args(
         texture_type=texture_type,
         texture_res=res,
     )
-
-
-def as_tensor_like(values, like: torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(values, dtype=like.dtype, device=like.device)
