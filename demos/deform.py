@@ -90,6 +90,8 @@ def main(args: argparse.Namespace) -> None:
         target = silhouettes(target_v, target_f, eyes, args)
 
     model = DeformModel(template)
+    with torch.no_grad():
+        iou_initial = mean_iou(silhouettes(model(), faces, eyes, args), target)
     laplacian, flatten = LaplacianLoss(template, faces), FlattenLoss(faces)
     optimizer = torch.optim.Adam(model.parameters(), args.lr, betas=(0.5, 0.99))
     generator = torch.Generator().manual_seed(args.seed)
@@ -131,7 +133,7 @@ def main(args: argparse.Namespace) -> None:
         {
             "target": args.target or "car", "iterations": len(history["loss"]), "views_per_step": args.views_per_step,
             "image_size": args.image_size, "loss_initial": history["loss"][0], "loss_final": history["loss"][-1],
-            "mean_iou_120_views": round(iou, 4), "seconds": round(seconds, 1),
+            "mean_iou_initial": round(iou_initial, 4), "mean_iou_120_views": round(iou, 4), "seconds": round(seconds, 1),
         },
     )
 

@@ -112,7 +112,7 @@ class GradientScene:
         loss = lmap.mean()
         loss.backward()
         self.optimizer.step()
-        return float(loss)
+        return loss.item()
 
     def to_pixels(self, vertices: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """World ``(V, 3)`` -> pixel (column, row) ``(V, 2)`` and camera depth ``(V,)``, via the §2 pixel centres."""
