@@ -1,9 +1,10 @@
 """Wavefront OBJ (+ MTL + texture image) reading and writing, and voxel grids to OBJ.
 
-Geometry is read by trimesh with ``process=False, maintain_order=True`` so the file's vertex and face
-order (and watertightness) are kept. trimesh merges or splits vertices along UV seams, so per-corner
-UVs (``vt`` and the ``f v/vt`` indices) and per-vertex colours (``v x y z r g b``) are read from the
-file directly; polygons are fan-triangulated like trimesh and SoftRas do.
+Vertices are read by trimesh with ``process=False, maintain_order=True`` so the file's vertex order
+(and watertightness) is kept. Faces, per-corner UVs (``vt`` and the ``f v/vt`` indices) and
+per-vertex colours (``v x y z r g b``) are read from the file's lines directly: trimesh merges or
+splits vertices along UV seams and triangulates polygons with another corner order; here polygons are
+fan-triangulated as SoftRas does, (0, i, i+1).
 """
 
 from __future__ import annotations
@@ -94,8 +95,7 @@ def read_obj(filename_obj: PathLike) -> ObjData:
     except Exception as exc:  # trimesh raises IndexError/ValueError/... on broken files
         raise _malformed(path, f"{type(exc).__name__}: {exc}") from exc
     vertices = np.asarray(mesh.vertices, dtype=np.float32)
-    faces = np.asarray(mesh.faces, dtype=np.int64)
-    if len(vertices) == 0 or len(faces) == 0:
+    if len(vertices) == 0 or len(mesh.faces) == 0:
         raise _malformed(path, "no vertices or no faces")
 
     lines = path.read_text(errors="replace").splitlines()
@@ -123,8 +123,9 @@ def read_obj(filename_obj: PathLike) -> ObjData:
                 corner_v.append((vs[0], vs[i], vs[i + 1]))
                 corner_vt.append((ts[0], ts[i], ts[i + 1]))
                 face_materials.append(material)
-    if len(v_lines) != len(vertices) or not np.array_equal(np.asarray(corner_v, dtype=np.int64).reshape(-1, 3), faces):
-        raise _malformed(path, "trimesh's faces differ from the file's 'f' lines (unsupported OBJ layout)")
+    if len(v_lines) != len(vertices):
+        raise _malformed(path, f"trimesh read {len(vertices)} vertices but the file has {len(v_lines)} 'v' lines")
+    faces = np.asarray(corner_v, dtype=np.int64).reshape(-1, 3)
 
     corner_vt = np.asarray(corner_vt, dtype=np.int64)
     uvs = vt_arr[corner_vt] if len(vt_arr) and (corner_vt >= 0).all() else None
@@ -212,7 +213,8 @@ def save_obj(
 ) -> None:
     """Write one mesh as OBJ. vertices ``(N, 3)``, faces ``(F, 3)``; textures: surface ``(F, R*R, 3)``
     (written as ``<name>.png`` atlas of ``texture_res``-pixel tiles + ``<name>.mtl`` + per-corner UVs,
-    which :func:`load_obj` reads back) or vertex ``(N, 3)`` (written as ``v x y z r g b``)."""
+    which :func:`load_obj` reads back, exactly up to 8-bit rounding when ``texture_res >= 6 R + 1``)
+    or vertex ``(N, 3)`` (written as ``v x y z r g b``)."""
     if texture_type not in C.TEXTURE_TYPES:
         raise ValueError(f"texture_type must be one of {C.TEXTURE_TYPES}, got {texture_type!r}")
     path = Path(filename)

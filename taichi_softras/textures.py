@@ -81,7 +81,9 @@ def texture_atlas(textures: torch.Tensor, tile: int = 16) -> tuple[torch.Tensor,
 
     Each face owns a ``tile x tile`` square holding its triangle (corners at three tile corners);
     every pixel of the square, inside the triangle or not, takes the texel of its clipped barycentrics,
-    so bilinear reads near the triangle's edges never mix faces. Returns ``image (H, W, 3)`` (row 0 =
+    so bilinear reads near the triangle's edges never mix faces. Reading back is exact for
+    ``tile >= 6 R + 1`` (each texel centre's bilinear taps then lie in its own cell); smaller tiles
+    blend neighbouring texels slightly (so does SoftRas's atlas). Returns ``image (H, W, 3)`` (row 0 =
     top, ready to save) and ``uvs (F, 3, 2)`` that :func:`sample_surface_textures` reads back."""
     if textures.ndim != 3 or textures.shape[-1] != 3:
         raise ValueError(f"textures must have shape (F, R*R, 3), got {tuple(textures.shape)}")
