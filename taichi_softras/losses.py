@@ -107,12 +107,17 @@ class FlattenLoss(nn.Module):
         v0, v1 = vertices[:, self.v0s], vertices[:, self.v1s]
         axis = v1 - v0
         axis_len2 = axis.pow(2).sum(-1, keepdim=True)
+        axis_len = (axis_len2[..., 0] + eps).sqrt()
 
         def height(v_opposite):
-            # The component of (v_opposite - v0) orthogonal to the shared edge, and its length.
+            # The component of (v_opposite - v0) orthogonal to the shared edge and its length
+            # |b| sin(angle), with SoftRas's eps guards (they matter: cos + 1 is ~1e-3 on smooth meshes).
             b = v_opposite - v0
-            h = b - axis * (b * axis).sum(-1, keepdim=True) / (axis_len2 + eps)
-            return h, (h.pow(2).sum(-1) + eps).sqrt()
+            ab = (b * axis).sum(-1, keepdim=True)
+            b_len = (b.pow(2).sum(-1) + eps).sqrt()
+            cos_ab = ab[..., 0] / (axis_len * b_len + eps)
+            h = b - axis * ab / (axis_len2 + eps)
+            return h, b_len * (1 - cos_ab.pow(2) + eps).sqrt()
 
         h1, l1 = height(vertices[:, self.v2s])
         h2, l2 = height(vertices[:, self.v3s])
