@@ -270,16 +270,6 @@ class Window:
 # --- rendering ---------------------------------------------------------------------------------
 
 
-def soft_rasterize(*args, **kwargs) -> torch.Tensor:
-    """``taichi_softras.soft_rasterize`` (stand-in: the dense reference until the Taichi op is exported)."""
-    import taichi_softras
-
-    fn = getattr(taichi_softras, "soft_rasterize", None)
-    if fn is None:
-        from taichi_softras.reference.rasterize import soft_rasterize as fn
-    return fn(*args, **kwargs)
-
-
 DEFAULT_COLOR = (0.75, 0.75, 0.8)  # meshes without a material
 
 
@@ -316,22 +306,21 @@ def render(
     """Render world-space ``vertices (B, V, 3)`` (or (V, 3)), ``faces (F, 3)`` with surface
     ``textures (B or 1, F, R*R, 3)`` from look_at ``eyes (B, 3)`` (B views) -> RGBA ``(B, 4, H, W)``.
 
-    SoftRas's default lighting (ambient 0.5 + directional 0.5 from +y) is applied per face when ``lit``.
+    A :class:`taichi_softras.SoftRenderer` (``raster_kwargs``: its SoftRas keywords) with SoftRas's
+    default lighting when ``lit``, none (ambient 1) otherwise.
     """
-    from taichi_softras import cameras, geometry, lighting
+    from taichi_softras import Mesh, SoftRenderer
 
     b = eyes.shape[0]
     if vertices.ndim == 2:
         vertices = vertices[None]
-    vertices = vertices.expand(b, -1, -1)
-    faces_b = faces[None].expand(b, -1, -1)
-    textures = textures.expand(b, -1, -1, -1)
-    if lit:
-        normals = geometry.face_normals(geometry.face_vertices(vertices, faces_b))
-        light = lighting.directional_lighting(lighting.ambient_lighting(torch.zeros_like(normals)), normals)
-        textures = textures * light[:, :, None, :]
-    screen = cameras.perspective(cameras.look_at(vertices, eyes), viewing_angle)
-    return soft_rasterize(geometry.face_vertices(screen, faces_b), textures.contiguous(), image_size, **raster_kwargs)
+    renderer = SoftRenderer(
+        image_size=image_size, camera_mode="look_at", viewing_angle=viewing_angle,
+        light_intensity_ambient=0.5 if lit else 1.0, light_intensity_directionals=0.5 if lit else 0.0, **raster_kwargs,
+    )
+    renderer.transform.set_eyes(eyes)
+    mesh = Mesh(vertices.expand(b, -1, -1), faces[None].expand(b, -1, -1), textures.expand(b, -1, -1, -1))
+    return renderer.render_mesh(mesh)
 
 
 def eyes_from_angles(distance, elevation, azimuth) -> torch.Tensor:

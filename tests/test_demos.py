@@ -143,8 +143,7 @@ def test_bad_arguments_in_process(demo, name, argv, expected, bad_obj, tmp_path,
 
 @pytest.mark.parametrize(
     "script, argv, expected",
-    [("render.py", ["--mesh", "/no/such/mesh.obj"], "no such file"), ("deform.py", ["--sigma", "-1e-4"], "--sigma"),
-     ("pose_rigid.py", ["--mesh", "BAD_OBJ"], "broken.obj")],
+    [("render.py", ["--mesh", "/no/such/mesh.obj"], "no such file"), ("pose_rigid.py", ["--mesh", "BAD_OBJ"], "broken.obj")],
 )
 def test_bad_arguments_subprocess(script, argv, expected, bad_obj, tmp_path):
     argv = [str(bad_obj) if a == "BAD_OBJ" else a for a in argv]
