@@ -332,10 +332,10 @@ def accumulate(
 
 @ti.kernel
 def compose(
-    acc: ti.template(), accg: ti.template(), nfc: ti.template(), pm: ti.template(), psel: ti.template(),
-    phard: ti.template(), prm: ti.template(), out: ti.template(), outg: ti.template(),
-    B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32, G: ti.i32,
-    dist: ti.template(), alpha: ti.template(), rgb: ti.template(), groups: ti.template(),
+    acc: ti.template(), nfc: ti.template(), pm: ti.template(), psel: ti.template(),
+    phard: ti.template(), prm: ti.template(), out: ti.template(),
+    B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32,
+    dist: ti.template(), alpha: ti.template(), rgb: ti.template(),
 ):
     """RGBA + depth from the sums: out[p] = (r, g, b, alpha, depth)."""
     for p in range(B * H * W):
@@ -353,12 +353,17 @@ def compose(
             out[p, 4] = acc[p, 3] / wsum
         else:
             out[p, 4] = prm[P_FAR]
-        if ti.static(groups):
-            for g in range(G):
-                if ti.static(dist != DIST_HARD):
-                    outg[p, g] = 1.0 - ti.exp(accg[p, g])
-                else:
-                    outg[p, g] = ti.select(accg[p, g] > 0, 1.0, 0.0)
+
+
+@ti.kernel
+def compose_groups(accg: ti.template(), outg: ti.template(), n: ti.i32, G: ti.i32, dist: ti.template()):
+    """Soft silhouette per face group. A flat (pixel, group) loop: an inner dynamic loop over the
+    groups would put its temporaries on Taichi's adstack, whose gradients are wrong (DESIGN.md 3)."""
+    for p, g in ti.ndrange(n, G):
+        if ti.static(dist != DIST_HARD):
+            outg[p, g] = 1.0 - ti.exp(accg[p, g])
+        else:
+            outg[p, g] = ti.select(accg[p, g] > 0, 1.0, 0.0)
 
 
 @ti.func

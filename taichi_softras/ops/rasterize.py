@@ -144,9 +144,12 @@ class _Engine:
         B, F, H, W, P, NT, TH, TW = dims
         m = self._static_modes(s, x)
         return (
-            f["acc"], f["accg"], f["nfc"], f["pm"], f["psel"], f["phard"], self.prm, f["out"], f["outg"],
-            B, F, H, W, x.groups, m["dist"], _ALPHA[s.aggr_func_alpha], m["rgb"], m["groups"],
+            f["acc"], f["nfc"], f["pm"], f["psel"], f["phard"], self.prm, f["out"],
+            B, F, H, W, m["dist"], _ALPHA[s.aggr_func_alpha], m["rgb"],
         )
+
+    def _groups_args(self, f, s, x, dims):
+        return (f["accg"], f["outg"], dims[0] * dims[4], x.groups, _DIST[s.dist_func])
 
     def _aux_args(self, f, x, dims):
         B, F, H, W = dims[:4]
@@ -186,6 +189,8 @@ class _Engine:
             K.zero2(f["accg"], B * P)
         K.accumulate(*self._accumulate_args(f, lst, s, x, dims, det))
         K.compose(*self._compose_args(f, s, x, dims))
+        if x.groups:
+            K.compose_groups(*self._groups_args(f, s, x, dims))
         if x.aux:
             K.zero2(f["aux"], B * P)
             K.auxiliary(*self._aux_args(f, x, dims))
@@ -228,6 +233,8 @@ class _Engine:
             K.load_image(grads["aux"].reshape(B, _AUX_WIDTH, P).contiguous(), f["aux"].grad, P, 0)
             K.auxiliary.grad(*self._aux_args(f, x, dims))
         K.compose.grad(*self._compose_args(f, s, x, dims))
+        if x.groups:
+            K.compose_groups.grad(*self._groups_args(f, s, x, dims))
         K.accumulate.grad(*self._accumulate_args(f, lst, s, x, dims, det))
         out = {}
         for n in diff:
@@ -287,7 +294,7 @@ class _SoftRasterize(torch.autograd.Function):
         return tuple(g.get(n) if need[i] else None for i, n in enumerate(("fv", "tex", "uv", "vn"))) + (None,) * 5
 
 
-def _check_extras(fv, texture_type, uvs, texture_wrap, num_faces, face_groups, vertex_normals, outputs):
+def check_extras(fv, texture_type, uvs, texture_wrap, num_faces, face_groups, vertex_normals, outputs):
     """Validate the keyword-only extras; return the tensors made contiguous and the static extras."""
     b, f = fv.shape[:2]
     check_choice(texture_wrap, "texture_wrap", C.TEXTURE_WRAPS)
@@ -403,7 +410,7 @@ def soft_rasterize(
         face_vertices, textures, image_size, background_color, near, far, fill_back, eps, sigma_val,
         dist_func, dist_eps, gamma_val, aggr_func_rgb, aggr_func_alpha, texture_type,
     )
-    uvs, nfc, grp, vn, extras = _check_extras(
+    uvs, nfc, grp, vn, extras = check_extras(
         face_vertices, texture_type, uvs, texture_wrap, num_faces, face_groups, vertex_normals, outputs
     )
     runtime.ensure_initialized(face_vertices.device)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from .. import conventions as C
+from ..ops.rasterize import RasterOutputs, check_extras
 from ..ops.settings import RasterSettings, parse_rasterize_args
 
 
@@ -34,12 +35,15 @@ def _softplus(x):
     return torch.clamp(x, min=0.0) + torch.log1p(torch.exp(-torch.abs(x)))
 
 
-def _fragments(fv: torch.Tensor, s: RasterSettings, px, py):
-    """Per (b, f, p) quantities. fv: (B, Fc, 3, 3). Returns a dict of (B, Fc, P) tensors."""
+def _fragments(fv: torch.Tensor, s: RasterSettings, px, py, padding=None):
+    """Per (b, f, p) quantities. fv: (B, Fc, 3, 3); padding (B, Fc, 1) bool marks ragged padding.
+    Returns a dict of (B, Fc, P) tensors."""
     x = [fv[:, :, i, 0, None] for i in range(3)]
     y = [fv[:, :, i, 1, None] for i in range(3)]
     z = [fv[:, :, i, 2, None] for i in range(3)]
     culled = (z[0] <= C.Z_CULL) | (z[1] <= C.Z_CULL) | (z[2] <= C.Z_CULL)
+    if padding is not None:
+        culled = culled | padding
     r = s.threshold**0.5
     xmin = torch.minimum(torch.minimum(x[0], x[1]), x[2])
     xmax = torch.maximum(torch.maximum(x[0], x[1]), x[2])
@@ -80,7 +84,35 @@ def _fragments(fv: torch.Tensor, s: RasterSettings, px, py):
     colours = keep & (zp >= s.near) & (zp <= s.far)
     if not s.fill_back:
         colours = colours & front
-    return dict(keep=keep, inside=inside, xs=xs, D=D, wc=wc, zp=zp, zn=zn, colours=colours)
+    # Perspective-correct barycentrics (auxiliary output).
+    q = [wc[i] / z[i] * zp for i in range(3)]
+    return dict(keep=keep, inside=inside, xs=xs, D=D, wc=wc, zp=zp, zn=zn, colours=colours, q=q)
+
+
+def _wrap(i, n, mode):
+    return torch.remainder(i, n) if mode == "repeat" else torch.clamp(i, 0, n - 1)
+
+
+def _sample_uv(image: torch.Tensor, uvs: torch.Tensor, wc, wrap: str):
+    """Bilinear colour (B, Fc, P, 3) of an image (B, 3, TH, TW) at UVs (B, Fc, 3, 2) interpolated by wc."""
+    b, _, th, tw = image.shape
+    u = sum(wc[i] * uvs[:, :, i, 0, None] for i in range(3))
+    v = sum(wc[i] * uvs[:, :, i, 1, None] for i in range(3))
+    x, y = u * tw - 0.5, (1.0 - v) * th - 0.5
+    xf, yf = torch.floor(x), torch.floor(y)
+    fx, fy = x - xf, y - yf
+    ix, iy = xf.long(), yf.long()
+    flat = image.reshape(b, 3, th * tw)
+
+    def at(yy, xx):
+        idx = (_wrap(yy, th, wrap) * tw + _wrap(xx, tw, wrap)).reshape(b, 1, -1).expand(b, 3, -1)
+        return torch.gather(flat, 2, idx).reshape(b, 3, *x.shape[1:]).permute(0, 2, 3, 1)
+
+    fx, fy = fx[..., None], fy[..., None]
+    return (
+        (1 - fx) * (1 - fy) * at(iy, ix) + fx * (1 - fy) * at(iy, ix + 1)
+        + (1 - fx) * fy * at(iy + 1, ix) + fx * fy * at(iy + 1, ix + 1)
+    )
 
 
 def _sample(tex: torch.Tensor, wc, s: RasterSettings):
@@ -94,6 +126,10 @@ def _sample(tex: torch.Tensor, wc, s: RasterSettings):
     idx = torch.where(lower, wy * res + wx, (res - 1 - wy) * res + (res - 1 - wx)).long()  # (B, Fc, P)
     b, fc, p = idx.shape
     return torch.gather(tex, 2, idx.reshape(b, fc, p, 1).expand(b, fc, p, 3))
+
+
+def _unit(v):
+    return v / torch.sqrt(torch.clamp((v * v).sum(-1, keepdim=True), min=1e-20))
 
 
 def soft_rasterize(
@@ -114,12 +150,23 @@ def soft_rasterize(
     texture_type="surface",
     *,
     return_depth=False,
+    deterministic=False,
+    uvs=None,
+    texture_wrap="repeat",
+    num_faces=None,
+    face_groups=None,
+    vertex_normals=None,
+    outputs=None,
     face_chunk: int = 64,
 ):
-    """Dense reference of :func:`taichi_softras.soft_rasterize`: ``(B, 4, H, W)`` RGBA [, ``(B, 1, H, W)`` depth]."""
+    """Dense reference of :func:`taichi_softras.soft_rasterize` (same arguments and returns)."""
+    del deterministic  # the reference is deterministic
     s = parse_rasterize_args(
         face_vertices, textures, image_size, background_color, near, far, fill_back, eps, sigma_val,
         dist_func, dist_eps, gamma_val, aggr_func_rgb, aggr_func_alpha, texture_type,
+    )
+    uvs, nfc, grp, vn, extras = check_extras(
+        face_vertices, texture_type, uvs, texture_wrap, num_faces, face_groups, vertex_normals, outputs
     )
     b, nf = face_vertices.shape[:2]
     h, w = s.height, s.width
@@ -127,6 +174,16 @@ def soft_rasterize(
     like = face_vertices
     zeros = lambda *shape: torch.zeros(*shape, dtype=like.dtype, device=like.device)  # noqa: E731
     chunks = [(i, min(i + face_chunk, nf)) for i in range(0, nf, face_chunk)]
+    fidx_all = torch.arange(nf, device=like.device)
+    padding = (fidx_all[None, :] >= nfc[:, None].long())[..., None]  # (B, F, 1)
+
+    def frags(lo, hi):
+        return _fragments(face_vertices[:, lo:hi], s, px, py, padding[:, lo:hi])
+
+    def colours_of(fr, lo, hi):
+        if s.texture_type == "uv":
+            return _sample_uv(textures, uvs[:, lo:hi], fr["wc"], extras.wrap)
+        return _sample(textures[:, lo:hi], fr["wc"], s)
 
     # Pass 1 (no gradients): the softmax shift m, hard alpha and the hard-colour face per pixel.
     m = torch.full((b, 1, h * w), s.eps, dtype=like.dtype, device=like.device)
@@ -135,7 +192,7 @@ def soft_rasterize(
     best_f = torch.full((b, 1, h * w), -1, dtype=torch.long, device=like.device)
     with torch.no_grad():
         for lo, hi in chunks:
-            fr = _fragments(face_vertices[:, lo:hi], s, px, py)
+            fr = frags(lo, hi)
             zn = torch.where(fr["colours"], fr["zn"], torch.full_like(fr["zn"], -float("inf")))
             m = torch.maximum(m, zn.amax(dim=1, keepdim=True))
             any_hard |= (fr["keep"] & (fr["D"] > 0.5)).any(dim=1, keepdim=True)
@@ -148,21 +205,36 @@ def soft_rasterize(
     # Pass 2 (differentiable): sums over faces.
     logsum, dsum = zeros(b, 1, h * w), zeros(b, 1, h * w)
     wsum, wzsum, wcsum = zeros(b, 1, h * w), zeros(b, 1, h * w), zeros(b, 1, h * w, 3)
+    gsum = zeros(b, max(extras.groups, 1), h * w)
+    aux = zeros(b, 9, h * w)
     for lo, hi in chunks:
-        fr = _fragments(face_vertices[:, lo:hi], s, px, py)
+        fr = frags(lo, hi)
         keep = fr["keep"].to(like.dtype)
         logsum = logsum + (-_softplus(fr["xs"]) * keep).sum(1, keepdim=True)
         dsum = dsum + (fr["D"] * keep).sum(1, keepdim=True)
+        if extras.groups:
+            onehot = torch.nn.functional.one_hot(grp[:, lo:hi].long(), extras.groups).to(like.dtype)  # (B, Fc, G)
+            per = -_softplus(fr["xs"]) * keep if s.dist_func != "hard" else fr["D"] * keep
+            gsum = gsum + torch.einsum("bfg,bfp->bgp", onehot, per)
         if s.aggr_func_rgb == "softmax":
             expo = torch.where(fr["colours"], (fr["zn"] - m) / s.gamma_val, torch.full_like(fr["zn"], -float("inf")))
             wf = fr["D"] * torch.exp(expo)
         else:
-            fidx = torch.arange(lo, hi, device=like.device).view(1, -1, 1)
-            wf = (fidx == best_f).to(like.dtype)
-        col = _sample(textures[:, lo:hi], fr["wc"], s)
+            wf = (fidx_all[lo:hi].view(1, -1, 1) == best_f).to(like.dtype)
+        col = colours_of(fr, lo, hi)
         wsum = wsum + wf.sum(1, keepdim=True)
         wzsum = wzsum + (wf * fr["zp"]).sum(1, keepdim=True)
         wcsum = wcsum + (wf[..., None] * col).sum(1, keepdim=True)
+        if extras.aux:
+            sel = (fidx_all[lo:hi].view(1, -1, 1) == best_f).to(like.dtype)  # (B, Fc, P)
+            q = torch.stack(fr["q"], dim=-1)  # (B, Fc, P, 3)
+            fvc = face_vertices[:, lo:hi]
+            sn = _unit(torch.cross(fvc[:, :, 1] - fvc[:, :, 0], fvc[:, :, 2] - fvc[:, :, 0], dim=-1))  # (B, Fc, 3)
+            parts = [q, q.new_zeros(q.shape), sn[:, :, None, :].expand_as(q)]
+            if extras.normals:
+                parts[1] = _unit(torch.einsum("bfpi,bfic->bfpc", q, vn[:, lo:hi]))
+            stacked = torch.cat(parts, dim=-1)  # (B, Fc, P, 9)
+            aux = aux + torch.einsum("bfp,bfpc->bcp", sel, stacked)
 
     bg = torch.tensor(s.background_color, dtype=like.dtype, device=like.device)
     if s.aggr_func_rgb == "softmax":
@@ -175,10 +247,22 @@ def soft_rasterize(
     elif s.aggr_func_alpha == "prod":
         alpha = 1.0 - torch.exp(logsum)
     else:
-        alpha = dsum / nf
+        alpha = dsum / torch.clamp(nfc, min=1).to(like.dtype).view(b, 1, 1)
     image = torch.cat([rgb[:, 0].permute(0, 2, 1), alpha], dim=1).reshape(b, 4, h, w)
-    if not return_depth:
-        return image
     safe = torch.where(wsum > 0, wsum, torch.ones_like(wsum))
-    depth = torch.where(wsum > 0, wzsum / safe, torch.full_like(wsum, s.far))
-    return image, depth.reshape(b, 1, h, w)
+    depth = torch.where(wsum > 0, wzsum / safe, torch.full_like(wsum, s.far)).reshape(b, 1, h, w)
+    if outputs is None:
+        return (image, depth) if return_depth else image
+    wanted = set(outputs)
+    masks = 1.0 - torch.exp(gsum) if s.dist_func != "hard" else (gsum > 0).to(like.dtype)
+    aux = aux.reshape(b, 9, h, w)
+    pick = lambda name, value: value if name in wanted else None  # noqa: E731
+    return RasterOutputs(
+        rgba=image,
+        depth=pick("depth", depth),
+        face_index=pick("face_index", best_f.reshape(b, h, w)),
+        barycentrics=pick("barycentrics", aux[:, 0:3]),
+        normals=pick("normals", aux[:, 3:6]),
+        screen_normals=pick("screen_normals", aux[:, 6:9]),
+        group_masks=pick("group_masks", masks.reshape(b, -1, h, w)[:, : extras.groups]),
+    )
