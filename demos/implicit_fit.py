@@ -160,8 +160,11 @@ def main(args: argparse.Namespace) -> None:
         images = common.render(m_v, m_f, shaded, show, 256, VIEWING_ANGLE, aggr_func_rgb="hard")
     common.save_png(out / "mesh.png", common.hstack([common.to_uint8(im) for im in images]))
     common.save_plot(out / "loss.png", {"silhouette loss": history["loss"]}, "step", "implicit_fit", log_y=True)
+    losses = history["loss"]
+    tail = max(1, len(losses) // 10)
     common.finish(args, "implicit_fit", {
         "shape": args.shape, "steps": args.steps, "iou": ious[-1][1], "visual_hull_iou": hull_iou,
+        "loss_start": float(np.mean(losses[:tail])), "loss_end": float(np.mean(losses[-tail:])),
         "seconds": round(train_s, 1), "iou_history": ious,
     })
 
