@@ -10,6 +10,7 @@ fan-triangulated as SoftRas does, (0, i, i+1).
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
@@ -91,7 +92,9 @@ def read_obj(filename_obj: PathLike) -> ObjData:
     if not path.is_file():
         raise ValueError(f"filename_obj {str(path)!r} does not exist or is not a file")
     try:
-        mesh = trimesh.load(path, file_type="obj", process=False, maintain_order=True, force="mesh", skip_materials=True)
+        with warnings.catch_warnings():  # trimesh's own UV handling warns on some files; its UVs are unused
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mesh = trimesh.load(path, file_type="obj", process=False, maintain_order=True, force="mesh", skip_materials=True)
     except Exception as exc:  # trimesh raises IndexError/ValueError/... on broken files
         raise _malformed(path, f"{type(exc).__name__}: {exc}") from exc
     vertices = np.asarray(mesh.vertices, dtype=np.float32)

@@ -168,6 +168,15 @@ class Mesh:
             return self._textures
         return face_vertices(self._textures, self._faces)
 
+    def fill_back_(self) -> "Mesh":
+        """SoftRas's in-place doubling of the faces with reversed winding (so back faces render as
+        front faces of the copy). Surface textures are doubled along; vertex textures need nothing.
+        The renderers do not need it: they pass ``fill_back`` to the rasterizer instead."""
+        self._faces = torch.cat((self._faces, self._faces[:, :, [2, 1, 0]]), dim=1)
+        if self.texture_type == "surface":
+            self._textures = torch.cat((self._textures, self._textures), dim=1)
+        return self
+
     def reset_(self) -> "Mesh":
         """Restore the vertices, faces and textures given at construction."""
         self._vertices, self._faces, self._textures = self._origin

@@ -175,8 +175,10 @@ def test_mesh_batching_properties_and_reset():
     original = m.vertices
     m.vertices = m.vertices * 2
     assert torch.allclose(m.face_vertices[0, 0, 1], original[0, 1] * 2)  # derived values follow
+    m.fill_back_()
+    assert m.num_faces == 4 and m.faces[0, 2].tolist() == [2, 1, 0] and m.textures.shape == (1, 4, 1, 3)
     m.reset_()
-    assert m.vertices is original
+    assert m.vertices is original and m.num_faces == 2
 
 
 def test_mesh_errors(tmp_path):
