@@ -261,3 +261,18 @@ def compiled_kernels(module=None) -> int:
         if hasattr(obj, "_primal"):
             n += len(obj._primal.compiled_kernels) + len(obj._adjoint.compiled_kernels)
     return n
+
+
+def time_interleaved(fns: dict, device="cpu", rounds=7) -> dict:
+    """Best seconds of each ``fn`` in ``fns``, timed in alternating rounds so load drift hits all alike."""
+    for fn in fns.values():  # warm-up (JIT)
+        fn()
+    best = {k: float("inf") for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            sync(device)
+            t = time.perf_counter()
+            fn()
+            sync(device)
+            best[k] = min(best[k], time.perf_counter() - t)
+    return best

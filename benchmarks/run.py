@@ -1,0 +1,339 @@
+"""Issue-7 benchmark harness: taichi_softras vs PyTorch3D and the dense reference, in one run.
+
+    python -m benchmarks.run [--device cpu|cuda] [--quick] [--out results.json] [--fig results.png]
+
+Prints markdown tables (and the device / versions they were measured with), writes every number to
+JSON and a log-log figure (time vs faces, time vs pixels, time vs covered pairs). See
+benchmarks/README.md for how to read them. Sets OMP_WAIT_POLICY=PASSIVE unless already set (torch's
+idle OpenMP threads otherwise spin against Taichi's; DESIGN.md section 3).
+
+Timings are wall-clock, ``first`` is the first call of a case in this process (Taichi JIT for new
+kernel variants, including recompiles after a pooled buffer grows; the on-disk cache makes it
+cheaper: TAICHI_SOFTRAS_OFFLINE_CACHE=0 measures a cold one), ``steady`` the best of the later calls.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import time  # noqa: E402
+from dataclasses import asdict, dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+import taichi_softras as sr  # noqa: E402
+from taichi_softras.ops.rasterize import engine_for  # noqa: E402
+from taichi_softras.reference.rasterize import soft_rasterize as reference  # noqa: E402
+
+from . import common  # noqa: E402
+from . import peer_pytorch3d  # noqa: E402
+
+SILHOUETTE_TOL = 1e-3  # max |alpha_ours - alpha_peer| accepted before timing a peer
+
+
+@dataclass
+class Case:
+    scene: str  # "spot", "ico3".."ico7", "batch1", "batch64"
+    size: int
+    sigma: float = 1e-5
+    dist_eps: float = 1e-4
+    rgb: str = "softmax"
+    peer: bool = False  # also time PyTorch3D
+    ref: bool = False  # also time the dense reference
+    tags: tuple = ()  # figure series: "faces", "pixels", "sigma", "batch"
+
+    @property
+    def kwargs(self):
+        return dict(image_size=self.size, sigma_val=self.sigma, dist_eps=self.dist_eps, aggr_func_rgb=self.rgb)
+
+
+BATCH = dict(sigma=1e-4, dist_eps=1e-10, rgb="hard")  # SoftRas's reconstruction recipe (DESIGN 7)
+
+
+def cases(quick: bool) -> list[Case]:
+    if quick:
+        return [
+            Case("spot", 64, peer=True, ref=True, tags=("pixels",)),
+            Case("spot", 256, tags=("pixels", "faces", "sigma")),
+            Case("ico3", 256, tags=("faces",)),
+            Case("ico5", 256, tags=("faces",)),
+            Case("ico6", 512, tags=("faces512",)),
+            Case("spot", 256, sigma=1e-3, tags=("sigma",)),
+            Case("batch64", 64, **BATCH, tags=("batch",)),
+        ]
+    out = [
+        Case("spot", 64, peer=True, ref=True, tags=("pixels",)),
+        Case("spot", 256, peer=True, tags=("pixels", "faces", "sigma")),
+        Case("spot", 512, tags=("pixels",)),
+        Case("spot", 1024, tags=("pixels",)),
+    ]
+    out += [Case(f"ico{s}", 256, tags=("faces",)) for s in (3, 4, 5, 6, 7)]
+    out += [Case(f"ico{s}", 512, tags=("faces512",)) for s in (3, 4, 5, 6, 7)]
+    out += [Case("ico5", n, tags=("pixels_ico5",)) for n in (64, 512, 1024)]
+    out += [Case("ico3", 64, peer=True, ref=True, tags=("pixels_ico3",))]
+    out += [Case("spot", 256, sigma=s, tags=("sigma",)) for s in (1e-4, 1e-3, 1e-2, 3e-2)]
+    out += [Case("spot", 64, sigma=1e-3, peer=True, tags=("sigma64",))]
+    out += [Case("batch1", 64, **BATCH, ref=True, tags=("batch",)), Case("batch64", 64, **BATCH, peer=True, tags=("batch",))]
+    return out
+
+
+@dataclass
+class Row:
+    case: dict
+    faces: int
+    batch: int
+    fwd_first_s: float = math.nan
+    fwd_ms: float = math.nan
+    fb_first_s: float = math.nan
+    fb_ms: float = math.nan
+    fb_repeats: int = 0
+    covered_pairs: int = 0
+    covered_exact: bool = True
+    max_faces_per_pixel: int | None = None
+    face_tile_pairs: int = 0
+    ns_per_pair_fb: float = math.nan
+    ns_per_pair_fwd: float = math.nan
+    recompiles_steady: int = 0
+    taichi_pool_mb: float = math.nan
+    torch_peak_mb: float = math.nan
+    rss_extra_mb: float = math.nan
+    rss_peak_mb: float = math.nan
+    peer: dict = field(default_factory=dict)
+    ref: dict = field(default_factory=dict)
+
+
+def _scene(key: str, device):
+    if key == "spot":
+        return common.spot(device, texture_res=1)
+    if key.startswith("ico"):
+        return common.icosphere(int(key[3:]), device)
+    if key.startswith("batch"):
+        return common.sphere_batch(int(key[5:]), device)
+    raise ValueError(key)
+
+
+def _label(c: Case, faces: int, batch: int) -> str:
+    name = {"spot": "Spot"}.get(c.scene, "sphere_642" if c.scene.startswith("batch") else f"icosphere {c.scene[3:]}")
+    return f"{name} {faces:,}" + (f" ×{batch}" if batch > 1 else "") + (" (hard rgb)" if c.rgb == "hard" else "")
+
+
+def measure(c: Case, device, scenes: dict, p3d_version) -> Row:
+    if c.scene not in scenes:
+        scenes[c.scene] = _scene(c.scene, device)
+    fv, tex = scenes[c.scene]
+    B, F = fv.shape[:2]
+    row = Row(case=asdict(c), faces=F, batch=B)
+    kw = c.kwargs
+    eng = engine_for(fv.dtype)
+    budget = 1.5 if c.scene.startswith("ico7") or c.sigma >= 1e-2 else 3.0
+
+    # fwd+bwd first: the case's first call compiles whatever it needs (forward and adjoint kernels).
+    row.fb_first_s, fb, row.fb_repeats = common.time_adaptive(common.fwd_bwd(fv, tex, **kw), device, budget)
+    row.fwd_first_s, fw, _ = common.time_adaptive(common.fwd(fv, tex, **kw), device, budget)
+    row.fb_ms, row.fwd_ms = 1e3 * fb, 1e3 * fw
+    n0 = common.compiled_kernels()
+    common.fwd_bwd(fv, tex, **kw)()
+    row.recompiles_steady = common.compiled_kernels() - n0
+    row.face_tile_pairs = eng.last_pairs
+    pairs, kmax, exact = common.covered_pairs(fv, c.size, c.sigma, c.dist_eps)
+    row.covered_pairs, row.max_faces_per_pixel, row.covered_exact = pairs, kmax, exact
+    if pairs:
+        row.ns_per_pair_fb, row.ns_per_pair_fwd = 1e9 * fb / pairs, 1e9 * fw / pairs
+
+    # Memory, on untimed steady calls: Taichi's pool, torch's allocator, process RSS.
+    row.taichi_pool_mb = eng.pool.nbytes() / 2**20
+    row.torch_peak_mb = common.torch_peak_bytes(common.fwd_bwd(fv, tex, **kw), device) / 2**20
+    if common.reset_peak_rss():
+        rss0 = common.rss_bytes()
+        common.fwd_bwd(fv, tex, **kw)()
+        row.rss_extra_mb = (common.peak_rss_bytes() - rss0) / 2**20
+    row.rss_peak_mb = common.peak_rss_bytes() / 2**20
+
+    if c.peer and p3d_version:
+        row.peer = _peer(c, fv, tex, kmax, device)
+    if c.ref:
+        row.ref = _reference(c, fv, tex)
+    return row
+
+
+def _peer(c: Case, fv, tex, kmax, device) -> dict:
+    colours = tex.mean(2)  # (B, F, 3): flat colours; the scenes' textures are R = 1 already
+    peer = peer_pytorch3d.Peer(c.size, c.sigma, c.dist_eps, aggr_func_rgb=c.rgb)
+    start = 8
+    if kmax is not None:
+        while start <= kmax:
+            start *= 2
+    try:
+        t = time.perf_counter()
+        k = peer.choose_k(fv, start)  # verifies that no pixel fills its last slot
+        check_s = time.perf_counter() - t
+    except RuntimeError as e:
+        return {"skipped": str(e)}
+    with torch.no_grad():
+        theirs = peer.render(fv, colours)
+        ours = sr.soft_rasterize(fv, tex, **c.kwargs)
+    d_alpha = (theirs[:, 3] - ours[:, 3]).abs()
+    d_rgb = (theirs[:, :3] - ours[:, :3]).abs()
+    res = dict(faces_per_pixel=k, alpha_max_diff=float(d_alpha.max()), alpha_mean_diff=float(d_alpha.mean()),
+               rgb_max_diff=float(d_rgb.max()), rgb_mean_diff=float(d_rgb.mean()), check_s=check_s)
+    if res["alpha_max_diff"] > SILHOUETTE_TOL:
+        res["skipped"] = f"silhouettes differ by {res['alpha_max_diff']:.2e} > {SILHOUETTE_TOL}"
+        return res
+    budget = 4.0 if check_s < 2 else 0.0  # expensive peers: one timed call
+    _, fb, n = common.time_adaptive(peer.fwd_bwd(fv, colours), device, budget, max_repeats=3, first_counts=True)
+    _, fw, _ = common.time_adaptive(peer.fwd(fv, colours), device, budget, max_repeats=3, first_counts=True)
+    res.update(fb_ms=1e3 * fb, fwd_ms=1e3 * fw, fb_repeats=n)
+    if fb < 5.0:
+        res["torch_peak_mb"] = common.torch_peak_bytes(peer.fwd_bwd(fv, colours), device) / 2**20
+    return res
+
+
+def _reference(c: Case, fv, tex) -> dict:
+    fv_c, tex_c = fv.detach().cpu().requires_grad_(), tex.detach().cpu().requires_grad_()
+
+    def run():
+        img = reference(fv_c, tex_c, face_chunk=256, **c.kwargs)
+        img.backward(torch.ones_like(img))
+
+    _, fb, n = common.time_adaptive(run, "cpu", 3.0, max_repeats=2, first_counts=True)
+    with torch.no_grad():
+        d = (reference(fv_c, tex_c, face_chunk=256, **c.kwargs)[:, 3] - sr.soft_rasterize(fv, tex, **c.kwargs)[:, 3].cpu()).abs()
+    return dict(fb_ms=1e3 * fb, fb_repeats=n, alpha_max_diff=float(d.max()), device="cpu")
+
+
+# --- reporting ----------------------------------------------------------------------------------
+
+
+def _fmt(x, spec=".1f", none="–"):
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return none
+    return format(x, spec)
+
+
+def tables(meta: dict, rows: list[Row]) -> str:
+    out = [f"# taichi_softras benchmarks — {meta['device_desc']}", "",
+           f"{meta['date']}; PyTorch3D {meta['pytorch3d'] or 'not installed (peer skipped)'}; "
+           f"torch threads {meta['torch_threads']}, OMP_WAIT_POLICY={meta['omp_wait_policy']}; "
+           f"load average {meta['loadavg_start']} at start, {meta['loadavg_end']} at end; "
+           f"{'--quick' if meta['quick'] else 'full'} run, {meta['wall_s']:.0f} s.", "",
+           "| scene (faces) | image | σ | fwd ms | fwd+bwd ms | first fwd+bwd s | covered pairs | ns/pair fwd+bwd "
+           "| face-tile pairs | Taichi pool MB | torch peak MB | RSS +MB |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        c = r.case
+        pairs = f"{r.covered_pairs:,}" if r.covered_exact else f"≈{r.covered_pairs:,}"
+        out.append(
+            f"| {_label(Case(**c), r.faces, r.batch)} | {c['size']}² | {c['sigma']:.0e} | {_fmt(r.fwd_ms)} | "
+            f"{_fmt(r.fb_ms)} | {_fmt(r.fb_first_s, '.2f')} | {pairs} | {_fmt(r.ns_per_pair_fb, '.0f')} | "
+            f"{r.face_tile_pairs:,} | {_fmt(r.taichi_pool_mb)} | {_fmt(r.torch_peak_mb)} | {_fmt(r.rss_extra_mb)} |")
+    recompiles = sum(r.recompiles_steady for r in rows)
+    out += ["", f"Recompilations on repeated calls of a seen shape: {recompiles}."]
+    side = [r for r in rows if r.peer or r.ref]
+    if side:
+        out += ["", "Side by side (fwd+bwd, steady state; ratio = their time / ours):", "",
+                "| scene (faces) | image | σ | ours ms | PyTorch3D ms | K | silhouette max diff | ×PyTorch3D "
+                "| dense reference ms | ×reference |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in side:
+            c, p, f = r.case, r.peer, r.ref
+            p_ms = p.get("fb_ms")
+            f_ms = f.get("fb_ms")
+            note = f" ({p['skipped']})" if "skipped" in p else ""
+            out.append(
+                f"| {_label(Case(**c), r.faces, r.batch)} | {c['size']}² | {c['sigma']:.0e} | {_fmt(r.fb_ms)} | "
+                f"{_fmt(p_ms, '.0f')}{note} | {p.get('faces_per_pixel', '–')} | {_fmt(p.get('alpha_max_diff'), '.1e')} | "
+                f"{_fmt(p_ms / r.fb_ms if p_ms else None, '.0f')}× | {_fmt(f_ms, '.0f')} | "
+                f"{_fmt(f_ms / r.fb_ms if f_ms else None, '.0f')}× |")
+    return "\n".join(out)
+
+
+def figure(rows: list[Row], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+
+    def series(ax, tag, x_of, label):
+        pts = sorted((x_of(r), r) for r in rows if tag in r.case["tags"])
+        if len(pts) < 2:
+            return
+        xs = [x for x, _ in pts]
+        ax.loglog(xs, [r.fb_ms for _, r in pts], "o-", label=f"{label} fwd+bwd")
+        ax.loglog(xs, [r.fwd_ms for _, r in pts], "s--", label=f"{label} fwd")
+        peer = [(x, r.peer["fb_ms"]) for x, r in pts if "fb_ms" in r.peer]
+        if peer:
+            ax.loglog(*zip(*peer), "x:", label=f"{label} PyTorch3D fwd+bwd")
+
+    series(axes[0], "faces", lambda r: r.faces * r.batch, "256²")
+    series(axes[0], "faces512", lambda r: r.faces * r.batch, "512²")
+    axes[0].set(xlabel="faces", ylabel="ms", title="time vs faces (icospheres, σ=1e-5)")
+    series(axes[1], "pixels", lambda r: r.case["size"] ** 2, "Spot")
+    series(axes[1], "pixels_ico5", lambda r: r.case["size"] ** 2, "icosphere 20,480")
+    axes[1].set(xlabel="pixels", ylabel="ms", title="time vs pixels")
+    pts = sorted((r.covered_pairs, r.fb_ms) for r in rows if r.covered_pairs)
+    if pts:
+        axes[2].loglog(*zip(*pts), "o", label="all cases, fwd+bwd")
+        x0, y0 = pts[len(pts) // 2]
+        xs = [pts[0][0], pts[-1][0]]
+        axes[2].loglog(xs, [y0 * x / x0 for x in xs], "k:", label="∝ pairs")
+    axes[2].set(xlabel="covered (pixel, face) pairs", ylabel="ms", title="time vs covered pairs")
+    for ax in axes:
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--quick", action="store_true", help="a small subset (< 2 min on 2 idle cores)")
+    p.add_argument("--out", default="benchmark_results.json", help="JSON output path")
+    p.add_argument("--fig", default=None, help="figure path (default: --out with .png)")
+    a = p.parse_args(argv)
+    dev = torch.device(a.device)
+    t0 = time.perf_counter()
+    p3d = peer_pytorch3d.available()
+    if p3d is None:
+        print("note: `import pytorch3d` failed; the PyTorch3D peer is skipped (see benchmarks/README.md)")
+    with open("/proc/loadavg") as fh:
+        load0 = " ".join(fh.read().split()[:3])
+    rows, scenes = [], {}
+    for c in cases(a.quick):
+        r = measure(c, dev, scenes, p3d)
+        print(f"  {_label(c, r.faces, r.batch)} {c.size}² σ={c.sigma:.0e}: fwd+bwd {r.fb_ms:.1f} ms, "
+              f"{r.covered_pairs:,} pairs, {r.ns_per_pair_fb:.0f} ns/pair"
+              + (f", PyTorch3D {r.peer['fb_ms']:.0f} ms" if "fb_ms" in r.peer else ""), flush=True)
+        rows.append(r)
+    with open("/proc/loadavg") as fh:
+        load1 = " ".join(fh.read().split()[:3])
+    meta = dict(
+        device=a.device, device_desc=common.machine(dev), pytorch3d=p3d, torch=torch.__version__,
+        taichi=".".join(map(str, __import__("taichi").__version__)), torch_threads=torch.get_num_threads(),
+        omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"), quick=a.quick,
+        offline_cache=os.environ.get("TAICHI_SOFTRAS_OFFLINE_CACHE", "1"),
+        date=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), loadavg_start=load0, loadavg_end=load1,
+        wall_s=time.perf_counter() - t0,
+    )
+    text = tables(meta, rows)
+    print("\n" + text)
+    out = Path(a.out)
+    out.write_text(json.dumps(dict(meta=meta, rows=[asdict(r) for r in rows]), indent=1))
+    fig = Path(a.fig) if a.fig else out.with_suffix(".png")
+    figure(rows, fig, meta["device_desc"])
+    print(f"\nwrote {out} and {fig}")
+
+
+if __name__ == "__main__":
+    main()
