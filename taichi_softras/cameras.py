@@ -6,8 +6,10 @@ Frame and formulas: :mod:`taichi_softras.conventions` (SoftRas's left-handed fra
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Sequence, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -118,9 +120,13 @@ def projection(
 def get_points_from_angles(distance, elevation, azimuth, degrees: bool = True):
     """Eye position(s) from spherical angles: (d cos e sin a, d sin e, -d cos e cos a).
 
-    Scalars give a tuple of three floats; tensors ``(B,)`` (broadcastable) give ``(B, 3)``.
+    Scalars (Python or numpy numbers) give a tuple of three floats; tensors, numpy arrays or lists
+    ``(B,)`` (broadcastable against each other) give a ``(B, 3)`` tensor (the dtype and device of the
+    first tensor given, else float32 on the CPU).
     """
-    if all(isinstance(a, (int, float)) for a in (distance, elevation, azimuth)):
+    args = (distance, elevation, azimuth)
+    if all(isinstance(a, numbers.Real) for a in args):
+        distance, elevation, azimuth = (float(a) for a in args)
         if degrees:
             elevation, azimuth = math.radians(elevation), math.radians(azimuth)
         return (
@@ -128,9 +134,10 @@ def get_points_from_angles(distance, elevation, azimuth, degrees: bool = True):
             distance * math.sin(elevation),
             -distance * math.cos(elevation) * math.cos(azimuth),
         )
-    ref = next(a for a in (distance, elevation, azimuth) if isinstance(a, torch.Tensor))
-    dtype = ref.dtype if ref.is_floating_point() else torch.float32
-    distance, elevation, azimuth = (torch.as_tensor(a, dtype=dtype, device=ref.device) for a in (distance, elevation, azimuth))
+    ref = next((a for a in args if isinstance(a, torch.Tensor)), None)
+    dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
+    device = ref.device if ref is not None else None
+    distance, elevation, azimuth = (torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a, dtype=dtype, device=device) for a in args)
     distance, elevation, azimuth = torch.broadcast_tensors(distance, elevation, azimuth)
     if degrees:
         elevation = elevation * (math.pi / 180.0)

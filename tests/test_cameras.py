@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -58,6 +59,12 @@ def test_get_points_from_angles_formula_and_scalar_tensor_agreement():
     assert torch.allclose(t[0], torch.tensor(cameras.get_points_from_angles(d, e, a), dtype=torch.float32))
     rad = cameras.get_points_from_angles(d, math.radians(e), math.radians(a), degrees=False)
     assert rad == pytest.approx(cameras.get_points_from_angles(d, e, a))
+    # numpy scalars are scalars; numpy arrays and lists batch like tensors (camera.npy columns).
+    assert cameras.get_points_from_angles(np.float32(d), np.int64(30), a) == pytest.approx(cameras.get_points_from_angles(d, 30, a))
+    batched = cameras.get_points_from_angles(np.array([d, d], np.float32), [e, e], np.array([a, 0.0]))
+    assert batched.dtype == torch.float32 and torch.allclose(batched[0], t[0])
+    t64 = cameras.get_points_from_angles(torch.tensor([d], dtype=torch.float64), e, np.array([a]))
+    assert t64.dtype == torch.float64 and t64.shape == (1, 3)
 
 
 def test_perspective_and_orthogonal():
