@@ -214,3 +214,11 @@ def test_buffers_are_reused_across_calls():
         o, d, a, r, v = _scene(9 + seed, torch.float32, pinhole=True)
         probe_rays(o, d, a, r, v.requires_grad_(True)).value.sum().backward()
     assert probe_op._POOL.allocations == before
+
+
+@pytest.mark.cuda
+def test_cuda_matches_reference(device):
+    for seed, pinhole in ((0, True), (1, False)):
+        o, d, a, r, v = (t.to(device) if isinstance(t, torch.Tensor) else t for t in _scene(seed, torch.float32, pinhole))
+        ours = _check_agreement((o, d, a, r, v))
+        assert ours.value.device.type == "cuda"
