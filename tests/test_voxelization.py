@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 import trimesh
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from taichi_softras import DATA_DIR
 from taichi_softras.geometry import face_vertices
@@ -59,6 +61,29 @@ def test_frame_and_axis_order():
     for method in ("softras", "center"):
         assert torch.equal(voxelization(fv, 4, normalize=True, method=method), expected)
         assert torch.equal(voxelization(fv / 4, 4, method=method), expected)  # normalize=False scales by size
+
+
+coord = st.floats(0.3, 7.7).filter(lambda x: abs(x - round(x)) > 1e-3 and abs(x - round(x) - 0.5) > 1e-3)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.tuples(coord, coord), min_size=3, max_size=3))
+def test_random_boxes(bounds):
+    """Axis-aligned boxes (voxel units, size 8): 'center' fills exactly the voxels whose centres lie
+    inside; 'softras' fills every voxel the box touches when the box spans a grid plane on each axis
+    (thinner boxes can slip between SoftRas's grid lines)."""
+    lo = [min(a, b) for a, b in bounds]
+    hi = [max(a, b) for a, b in bounds]
+    box = trimesh.creation.box(bounds=[lo, hi])
+    fv = face_vertices(torch.tensor(box.vertices, dtype=torch.float32)[None], torch.tensor(box.faces)[None])
+    idx = np.arange(8) + 0.5
+    centre = [(idx > l) & (idx < h) for l, h in zip(lo, hi)]
+    expected = centre[0][:, None, None] & centre[1][None, :, None] & centre[2][None, None, :]
+    assert np.array_equal(voxelization(fv, 8, normalize=True, method="center")[0].numpy().astype(bool), expected)
+    if all(np.floor(h) > np.floor(l) for l, h in zip(lo, hi)):
+        cells = [(np.arange(8) >= np.floor(l)) & (np.arange(8) <= np.floor(h)) for l, h in zip(lo, hi)]
+        touched = cells[0][:, None, None] & cells[1][None, :, None] & cells[2][None, None, :]
+        assert np.array_equal(voxelization(fv, 8, normalize=True)[0].numpy().astype(bool), touched)
 
 
 def test_center_method_agrees_with_containment(torus):
