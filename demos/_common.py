@@ -1,7 +1,7 @@
 """What every demo shares: the command line, one-line errors, the GUI/headless front end and outputs.
 
 A demo builds its parser with :func:`make_parser`, does its work in ``main(args)`` and is started
-with :func:`run`. User mistakes (bad arguments, unreadable files, library argument checks) end as
+with :func:`run`. User mistakes (bad arguments, unreadable or malformed input files) end as
 one ``<demo>: error: ...`` line on stderr and exit status 2, never a traceback.
 
 The front end (:class:`Window`) is a Taichi GUI window unless ``--headless`` is given or no display
@@ -73,13 +73,17 @@ def make_parser(name: str, description: str, image_size: int, sigma: float, gamm
 
 
 def run(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> None:
-    """Parse ``argv`` and call ``main``; user errors become one line on stderr and exit status 2."""
+    """Parse ``argv`` and call ``main``; user errors become one line on stderr and exit status 2.
+
+    Only user errors (DemoError: bad arguments or input files; OSError: e.g. an unwritable --out)
+    are shortened; anything else is a bug and keeps its traceback.
+    """
     try:
         args = parser.parse_args(argv)
         torch.manual_seed(args.seed)
         np.random.seed(args.seed)
         main(args)
-    except (DemoError, ValueError, TypeError, OSError) as e:
+    except (DemoError, OSError) as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
