@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 import trimesh
-from PIL import Image
 
 from taichi_softras import DATA_DIR
 from taichi_softras.geometry import normalize_vertices
