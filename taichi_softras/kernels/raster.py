@@ -106,9 +106,33 @@ def _fragment(fv, base, px, py, prm, dist: ti.template()):
 
 
 @ti.func
-def _in_box(fbox, fb, px, py):
-    """Cheap, non-differentiable pre-test: is the pixel in the face's grown box (empty if culled)?"""
-    return px >= fbox[fb, 0] and px <= fbox[fb, 1] and py >= fbox[fb, 2] and py <= fbox[fb, 3]
+def _in_box(fbox, fb, px, py, dist: ti.template()):
+    """Cheap, non-differentiable pre-test: may the face touch this pixel? False when the pixel is
+    outside the face's grown box (empty if culled) or, for distance cut-offs, farther than the
+    cut-off radius (plus a rounding margin) beyond one of its edge lines — the triangle lies wholly
+    on the other side of that line, so its distance is at least that far. Conservative: it only
+    rejects pixels the exact test would reject too."""
+    ok = px >= fbox[fb, 0] and px <= fbox[fb, 1] and py >= fbox[fb, 2] and py <= fbox[fb, 3]
+    if ti.static(dist == DIST_EUCLIDEAN):
+        if ok:
+            lim = fbox[fb, 13]
+            for e in ti.static(range(3)):
+                if fbox[fb, 4 + 3 * e] * px + fbox[fb, 5 + 3 * e] * py + fbox[fb, 6 + 3 * e] > lim:
+                    ok = False
+    return ok
+
+
+@ti.func
+def _edge_line(ax, ay, bx, by, cx, cy):
+    """Unit normal (nx, ny) and offset c of the line through a, b with L(p) = n.p + c <= 0 on c's
+    side; (0, 0, -1) (never rejects) when the edge or the triangle is degenerate."""
+    ex, ey = bx - ax, by - ay
+    length = ti.sqrt(ex * ex + ey * ey)
+    nx, ny = ey / ti.max(length, 1e-30), -ex / ti.max(length, 1e-30)
+    side = nx * (cx - ax) + ny * (cy - ay)
+    sgn = ti.select(side > 0, -1.0, 1.0)
+    good = length > 1e-12 and ti.abs(side) > 1e-12
+    return ti.select(good, sgn * nx, 0.0), ti.select(good, sgn * ny, 0.0), ti.select(good, -sgn * (nx * ax + ny * ay), -1.0)
 
 
 @ti.func
@@ -210,6 +234,12 @@ def bin_count(
         fbox[i, 2], fbox[i, 3] = ti.min(y0, y1, y2) - rad, ti.max(y0, y1, y2) + rad
         if culled:
             fbox[i, 0], fbox[i, 1] = 1.0, -1.0
+        fbox[i, 4], fbox[i, 5], fbox[i, 6] = _edge_line(x0, y0, x1, y1, x2, y2)
+        fbox[i, 7], fbox[i, 8], fbox[i, 9] = _edge_line(x1, y1, x2, y2, x0, y0)
+        fbox[i, 10], fbox[i, 11], fbox[i, 12] = _edge_line(x2, y2, x0, y0, x1, y1)
+        # Rejection threshold: the cut-off radius plus a margin for rounding in L(p).
+        scale = ti.max(ti.abs(x0), ti.abs(x1), ti.abs(x2), ti.abs(y0), ti.abs(y1), ti.abs(y2), 1.0)
+        fbox[i, 13] = rad * 1.001 + scale * 1e-5
         for ty in range(ty0, ty1 + 1):
             for tx in range(tx0, tx1 + 1):
                 ti.atomic_add(cnt[b * ntx * nty + ty * ntx + tx], 1)
@@ -265,7 +295,7 @@ def prepass(
         hard = 0.0
         for j in range(off[t], off[t + 1]):
             f = lst[j]
-            if _in_box(fbox, b * F + f, px, py):
+            if _in_box(fbox, b * F + f, px, py, dist):
                 keep, inside, front, xs, c0, c1, c2, zp = _fragment(fv, (b * F + f) * 9, px, py, prm, dist)
                 if keep:
                     if _coverage(xs, inside, dist) > 0.5:
@@ -302,7 +332,7 @@ def accumulate(
             # Decide on the non-grad copy fvc first: the reverse pass then replays (and scatters
             # adjoints for) only the kept fragments, not every face binned to the tile. Nested
             # ifs, not `and`: Taichi does not short-circuit.
-            if _in_box(fbox, fb, px, py):
+            if _in_box(fbox, fb, px, py, dist):
                 if _fragment(fvc, fb * 9, px, py, prm, dist)[0]:
                     keep, inside, front, xs, c0, c1, c2, zp = _fragment(fv, fb * 9, px, py, prm, dist)
                     D = _coverage(xs, inside, dist)

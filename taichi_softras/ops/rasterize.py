@@ -85,7 +85,7 @@ class _Engine:
         return dict(
             fv=g("fv", r, B * F * 9, grad=grad),
             fvc=g("fvc", r, B * F * 9),
-            fbox=g("fbox", r, B * F, width=4),
+            fbox=g("fbox", r, B * F, width=14),  # grown box, 3 edge lines, rejection threshold
             tex=g("tex", r, tex_numel, grad=grad),
             uv=g("uv", r, B * F * 6, grad=grad),
             vn=g("vn", r, B * F * 9, grad=grad),
