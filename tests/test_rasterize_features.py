@@ -204,3 +204,26 @@ def test_bad_extras_are_named():
             soft_rasterize(fv, tex, image_size=8, **kw)
     with pytest.raises(ValueError, match="uvs"):
         soft_rasterize(fv, torch.rand(1, 3, 4, 4, dtype=fv.dtype), image_size=8, texture_type="uv")
+
+
+def test_join_meshes_renders_each_mesh_as_alone():
+    from taichi_softras.batching import join_meshes
+
+    meshes = [
+        sr.Mesh.from_obj(sr.DATA_DIR / "sphere_642.obj"),
+        sr.Mesh.from_obj(sr.DATA_DIR / "spot" / "spot_triangulated.obj"),
+        sr.Mesh.from_obj(sr.DATA_DIR / "sphere_1352.obj"),
+    ]
+    batch, num_faces = join_meshes(meshes)
+    assert num_faces.tolist() == [m.num_faces for m in meshes]
+    eye = sr.get_points_from_angles(3.0, 20.0, 30.0)
+
+    def face_vertices(mesh):
+        return sr.functional.face_vertices(sr.perspective(sr.look_at(mesh.vertices, eye)), mesh.faces)
+
+    together = soft_rasterize(face_vertices(batch), batch.face_textures, image_size=24, sigma_val=1e-4, num_faces=num_faces)
+    for i, m in enumerate(meshes):
+        alone = soft_rasterize(face_vertices(m), m.face_textures, image_size=24, sigma_val=1e-4)
+        assert (together[i] - alone[0]).abs().max() < 1e-5
+    with pytest.raises(ValueError, match="texture"):
+        join_meshes([meshes[0], sr.Mesh.from_obj(sr.DATA_DIR / "sphere_642.obj", texture_res=2)])
