@@ -37,8 +37,9 @@ class TrainConfig:
     # implicit model
     mlp_width: int = 128
     mlp_depth: int = 4
-    num_anchors: int = 2048
-    anchor_radius: float = 0.03
+    num_anchors: int = 1536
+    anchor_radius: float = 0.035
+    num_regularizer: int = 32  # samples of the geometric regularizer (each costs 42 field values)
     num_rays: int = 1024
     lambda_geometric: float = 0.1
     # bookkeeping

@@ -44,17 +44,17 @@ def mesh_voxels(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
 def field_meshes(field: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Marching cubes (level 0.5) of occupancy sampled at the voxel frame's cell corners, field
     ``(B, 33, 33, 33)`` indexed [x, y, z] -> per shape (vertices ``(V, 3)``, faces ``(F, 3)``) in
-    the object frame (empty field: a degenerate single-face mesh at the origin)."""
+    the object frame (no faces where the field never reaches 0.5)."""
     out = []
     for f in field.detach().cpu().numpy():
         padded = np.pad(f, 1)  # zero outside the frame closes every surface
         if padded.max() <= 0.5:
-            out.append((torch.zeros(3, 3), torch.tensor([[0, 1, 2]])))
+            out.append((torch.zeros(0, 3), torch.zeros(0, 3, dtype=torch.int64)))
             continue
         verts, faces, _, _ = measure.marching_cubes(padded, 0.5)
         # corner index i (before padding) sits at world (i - 16) / 31
         world = (verts - 1 - SIZE / 2) / (SIZE - 1)
-        out.append((torch.tensor(world, dtype=torch.float32), torch.tensor(faces, dtype=torch.int64)))
+        out.append((torch.tensor(world, dtype=torch.float32), torch.tensor(np.ascontiguousarray(faces), dtype=torch.int64)))
     return out
 
 
@@ -75,7 +75,10 @@ def predict_voxels(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor
         field = model(images, pts).reshape(-1, SIZE + 1, SIZE + 1, SIZE + 1)
         vox = []
         for v, f in field_meshes(field):
-            vox.append(mesh_voxels(v[None].to(images), f[None].to(images.device))[0])
+            if len(f) == 0:
+                vox.append(torch.zeros((SIZE,) * 3, dtype=torch.bool, device=images.device))
+            else:
+                vox.append(mesh_voxels(v[None].to(images), f[None].to(images.device))[0])
         return torch.stack(vox)
     raise TypeError(f"model must be a MeshModel or ImplicitModel, got {type(model).__name__}")
 

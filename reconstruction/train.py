@@ -78,6 +78,26 @@ SURFACE_BAND = 0.1
 AXES = torch.cat((torch.eye(3), -torch.eye(3)))  # the 6 axis neighbours
 
 
+def regularizer_points(samples: torch.Tensor, step: float = FD_STEP) -> torch.Tensor:
+    """Where the geometric regularizer evaluates phi: for samples ``(B, n, 3)``, each sample and its
+    6 axis neighbours (7 points), each with the 6 points of its central differences:
+    ``(B, n * 7 * 6, 3)``."""
+    axes = AXES.to(samples)
+    around = torch.cat((samples[:, :, None], samples[:, :, None] + step * axes), dim=2)  # (B, n, 7, 3)
+    return (around[:, :, :, None] + (step / 2) * axes).reshape(samples.shape[0], -1, 3)
+
+
+def geometric_regularizer(phi: torch.Tensor, band: float = SURFACE_BAND) -> torch.Tensor:
+    """NeurIPS'19's L_geo (p = 2) from phi ``(B, n * 7 * 6)`` at :func:`regularizer_points`:
+    mean_j W(phi(s_j)) sum_l W(phi(q_jl)) |n(s_j) - n(q_jl)|^2 / sum_l W(phi(q_jl)), with normals
+    n = normalize(grad phi) by central differences and phi at a point by its stencil's mean."""
+    st = phi.reshape(phi.shape[0], -1, 7, 6)
+    normals = F.normalize(st[..., :3] - st[..., 3:], dim=-1, eps=1e-8)  # (B, n, 7, 3)
+    w = torch.exp(-((st.mean(-1) - 0.5) ** 2) / (2 * band**2))  # (B, n, 7)
+    diff = (normals[:, :, :1] - normals[:, :, 1:]).pow(2).sum(-1)  # (B, n, 6)
+    return (w[:, :, 0] * (w[:, :, 1:] * diff).sum(-1) / w[:, :, 1:].sum(-1).clamp(min=1e-6)).mean()
+
+
 class ImplicitObjective:
     """The NeurIPS'19 loss: anchor-ray probing (max pooling, boundary-aware) of views a and b, rays
     importance-sampled near the silhouette contours and anchors near the visual-hull boundary
@@ -94,26 +114,13 @@ class ImplicitObjective:
 
     def __call__(self, net, img_a, img_b, view_a, view_b, generator, shape_idx) -> dict[str, torch.Tensor]:
         cfg = self.cfg
-        b = img_a.shape[0]
         anchors = torch.stack([sample_hull_boundary(self.hulls[i], cfg.num_anchors, band=1, generator=generator)[0]
                                for i in shape_idx.tolist()]).to(img_a)
-        n_reg = max(1, cfg.num_anchors // 16)
-        centres = anchors[:, :n_reg]
-        # each regularizer sample s and its 6 neighbours q, each with its 6 finite-difference points
-        h = FD_STEP
-        axes = AXES.to(anchors)
-        around = torch.cat((centres[:, :, None], centres[:, :, None] + h * axes), dim=2)  # (B, n, 7, 3)
-        stencil = around[:, :, :, None] + (h / 2) * axes  # (B, n, 7, 6, 3): central differences
-        points = torch.cat((anchors, around.reshape(b, -1, 3), stencil.reshape(b, -1, 3)), dim=1)
-        phi = net(img_a, points)
+        reg_points = regularizer_points(anchors[:, : cfg.num_regularizer])
+        # one forward for all points, so DistributedDataParallel sees a single call
+        phi = net(img_a, torch.cat((anchors, reg_points), dim=1))
         values = phi[:, : cfg.num_anchors]
-        phi_around = phi[:, cfg.num_anchors: cfg.num_anchors + n_reg * 7].reshape(b, n_reg, 7)
-        st = phi[:, cfg.num_anchors + n_reg * 7:].reshape(b, n_reg, 7, 6)
-        grad = (st[..., :3] - st[..., 3:]) / h
-        normals = F.normalize(grad, dim=-1, eps=1e-8)  # (B, n, 7, 3); n = grad / |grad|
-        w = torch.exp(-((phi_around - 0.5) ** 2) / (2 * SURFACE_BAND**2))
-        diff = (normals[:, :, :1] - normals[:, :, 1:]).pow(2).sum(-1)  # (B, n, 6)
-        geo = (w[:, :, 0] * (w[:, :, 1:] * diff).sum(-1) / w[:, :, 1:].sum(-1).clamp(min=1e-6)).mean()
+        geo = geometric_regularizer(phi[:, cfg.num_anchors:])
 
         sil = torch.cat((img_a[:, 3], img_b[:, 3]))
         pixels, _ = sample_contour_pixels(sil, cfg.num_rays, generator=generator)
@@ -239,6 +246,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> torch.nn.Module:
         if rank == 0 and history:
             with open(out / "log.jsonl", "w") as f:
                 f.writelines(json.dumps(h) + "\n" for h in history)
+    if world > 1:  # DDP syncs buffers (BN statistics) at each forward only: give all ranks rank 0's
+        for buffer in model.buffers():
+            dist.broadcast(buffer, 0)
     return model
 
 

@@ -1,0 +1,158 @@
+"""Checkpoints, resume, Ctrl-C, DistributedDataParallel (gloo) and the CLIs on a tiny dataset."""
+
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from reconstruction import datasets as D
+from reconstruction import evaluate, make_dataset, predict, train
+from reconstruction.checkpoint import CorruptCheckpointError, load_checkpoint, save_checkpoint
+from reconstruction.config import TrainConfig
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+TINY = ["--widths", "4", "8", "8", "--hidden", "32", "--code", "16", "--decoder-hidden", "32", "64",
+        "--mlp-width", "16", "--mlp-depth", "2", "--num-anchors", "128", "--num-rays", "64"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny")
+    make_dataset.main(["--out", str(out), "--per-class", "4", "--classes", "car,chair"])
+    return out
+
+
+def _args(data_dir, out, model="mesh", steps=4, extra=()):
+    return ["--model", model, "--data", str(data_dir), "--classes", "car,chair", "--out", str(out),
+            "--steps", str(steps), "--batch-size", "2", "--val-every", "0", "--checkpoint-every", "2",
+            "--log-every", "1", *TINY, *extra]
+
+
+def _run(argv):
+    cfg, resume = train.parse_args(argv)
+    return train.train(cfg, resume)
+
+
+def test_checkpoint_round_trip_and_atomic_write(tmp_path):
+    path = tmp_path / "ck.pt"
+    state = {"model": {"w": torch.arange(3.0)}, "optimizer": {}, "step": 7, "rng": {"torch": torch.get_rng_state()}}
+    save_checkpoint(path, state)
+    save_checkpoint(path, {**state, "step": 8})  # overwrite in place
+    back = load_checkpoint(path)
+    assert back["step"] == 8 and torch.equal(back["model"]["w"], torch.arange(3.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt"]  # no temporary left behind
+    path.write_bytes(path.read_bytes()[:100])  # truncated
+    with pytest.raises(CorruptCheckpointError, match="ck.pt"):
+        load_checkpoint(path)
+    save_checkpoint(path, {"step": 1})
+    with pytest.raises(CorruptCheckpointError, match="lacks"):
+        load_checkpoint(path)
+
+
+def test_resume_reproduces_an_uninterrupted_run(data_dir, tmp_path):
+    torch.set_num_threads(1)  # deterministic float reductions
+    straight = _run(_args(data_dir, tmp_path / "a", steps=4))
+    _run(_args(data_dir, tmp_path / "b", steps=2))
+    resumed = _run(_args(data_dir, tmp_path / "b", steps=4, extra=["--resume"]))
+    for (name, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7, msg=name)
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == 4
+    assert (tmp_path / "b" / "loss.png").stat().st_size > 0
+    with pytest.raises(FileExistsError, match="--resume"):
+        _run(_args(data_dir, tmp_path / "b", steps=6))
+
+
+def test_ctrl_c_writes_a_final_checkpoint_and_corrupt_is_reported(data_dir, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    original = train.MeshObjective.__call__
+
+    def interrupt_on_third(self, *a):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self, *a)
+
+    monkeypatch.setattr(train.MeshObjective, "__call__", interrupt_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        _run(_args(data_dir, tmp_path, steps=10, extra=["--checkpoint-every", "100"]))
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 2
+    (tmp_path / "checkpoint.pt").write_bytes(b"garbage")
+    with pytest.raises(SystemExit, match="checkpoint.pt is corrupt"):
+        train.main(_args(data_dir, tmp_path, steps=10, extra=["--resume"]))
+
+
+def test_implicit_training_steps_and_cli(data_dir, tmp_path, capsys):
+    model = _run(_args(data_dir, tmp_path, model="implicit", steps=2))
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    text = evaluate.main(["--run", str(tmp_path)])
+    assert "ours: implicit" in text and "mean-voxel baseline" in text and "SoftRas (sil.)" in text
+    assert (tmp_path / "eval_test.md").exists() and (tmp_path / "predictions_test.png").exists()
+
+
+def test_evaluate_and_predict_cli(data_dir, tmp_path):
+    _run(_args(data_dir, tmp_path, steps=2))
+    text = evaluate.main(["--run", str(tmp_path)])
+    assert "| ours: mesh |" in text and "| car | chair |" in text.replace("method | ", "")
+    im, _ = D.load_class_split(data_dir, "02958343", "test")
+    png = tmp_path / "view.png"
+    Image.fromarray(im[0, 3].transpose(1, 2, 0)).save(png)
+    predict.main(["--run", str(tmp_path), "--image", str(png), "--out", str(tmp_path / "m.obj")])
+    lines = (tmp_path / "m.obj").read_text().splitlines()
+    assert sum(line.startswith("v ") for line in lines) == 642 and sum(line.startswith("f ") for line in lines) == 1280
+    Image.fromarray(im[0, 3, :3].transpose(1, 2, 0)).save(tmp_path / "rgb.png")
+    with pytest.raises(ValueError, match="rgb.png: expected an RGBA image"):
+        predict.load_image(tmp_path / "rgb.png")
+
+
+def test_mean_voxel_baseline_picks_the_best_level():
+    vox = torch.zeros(4, 32, 32, 32, dtype=torch.bool)
+    vox[:, 8:24, 8:24, 8:24] = True
+    vox[:3, 0:4] = True  # three of four shapes have an extra slab: the best level keeps it
+    data = D.ShapeNetSplit(["02958343"], torch.zeros(4, 24, 4, 64, 64, dtype=torch.uint8), vox, torch.zeros(4, dtype=torch.int64))
+    iou, level = evaluate.mean_voxel_baseline(data, data)
+    assert iou.shape == (4,) and level < 0.75 and torch.equal(iou[:3], torch.ones(3, dtype=torch.float64))
+    assert iou[3] < 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+WORKER = """
+import os, sys, torch
+from reconstruction import train
+torch.set_num_threads(1)
+cfg, resume = train.parse_args(sys.argv[1:])
+model = train.train(cfg, resume)
+torch.save(model.state_dict(), os.path.join(cfg.out, f"rank{os.environ['RANK']}.pt"))
+torch.distributed.destroy_process_group()
+"""
+
+
+def test_ddp_two_gloo_ranks_end_with_identical_weights(data_dir, tmp_path):
+    out = tmp_path / "ddp"
+    out.mkdir()
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+           str(script), *_args(data_dir, out, steps=3, extra=["--batch-size", "1"])]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = (torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    torch.manual_seed(0)
+    init = train.build_model(TrainConfig.load(out)).state_dict()
+    changed = False
+    for name in r0:
+        assert torch.equal(r0[name], r1[name]), name
+        changed |= not torch.equal(r0[name], init[name])
+    assert changed  # the ranks trained, and stayed in sync
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 3
