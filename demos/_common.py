@@ -203,11 +203,13 @@ def finish(args: argparse.Namespace, name: str, summary: dict) -> None:
 
 PANEL_WIDTH = 240  # right-hand strip where ti.GUI draws its widgets
 MIN_HEIGHT = 360  # ti.GUI crashes when its widgets don't fit the window
+MIN_ZOOMED = 256
 
 
 class Window:
     """A ti.GUI window showing a uint8 ``(H, W, 3)`` canvas (row 0 at the top) left of a widget strip.
 
+    Small canvases are magnified by an integer ``zoom`` to at least MIN_ZOOMED pixels high.
     ``frames`` > 0 closes it after that many frames; ``screenshot`` saves the last one.
     """
 
@@ -218,8 +220,9 @@ class Window:
 
         runtime.ensure_initialized()
         self.ti = ti
-        self.canvas_h = max(canvas_shape[0], MIN_HEIGHT)
-        self.canvas_w = canvas_shape[1]
+        self.zoom = max(1, MIN_ZOOMED // canvas_shape[0])
+        self.canvas_h = max(canvas_shape[0] * self.zoom, MIN_HEIGHT)
+        self.canvas_w = canvas_shape[1] * self.zoom
         self.res = (self.canvas_w + PANEL_WIDTH, self.canvas_h)
         self.gui = ti.GUI(title, res=self.res, background_color=0x333333)
         self.frames, self.screenshot, self.count, self.closed = frames, screenshot, 0, False
@@ -254,6 +257,7 @@ class Window:
         self.gui.text(text, (0.01, 0.04), font_size=15, color=0xFFFFFF)
 
     def set_canvas(self, canvas: np.ndarray) -> None:
+        canvas = canvas.repeat(self.zoom, 0).repeat(self.zoom, 1)
         full = np.full((self.res[1], self.res[0], 3), 0x33, np.uint8)
         full[: canvas.shape[0], : canvas.shape[1]] = canvas[: self.res[1], : self.canvas_w]
         self.gui.set_image(np.ascontiguousarray(full.transpose(1, 0, 2)[:, ::-1]))  # ti.GUI: [x, y], y up

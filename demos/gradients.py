@@ -221,9 +221,8 @@ def run_headless(args: argparse.Namespace, scene: GradientScene) -> None:
 
 def run_gui(args: argparse.Namespace, scene: GradientScene) -> None:
     s = scene.image_size
-    scale = max(1, 256 // s)  # panels are magnified to at least 256 px for viewing
-    panel = s * scale
-    win = common.Window("taichi_softras: gradients", (panel, 4 * panel + 12), args.frames, args.screenshot)
+    win = common.Window("taichi_softras: gradients", (s, 4 * s + 12), args.frames, args.screenshot)
+    zoom, panel = win.zoom, (s + 4) * win.zoom  # window pixels per image pixel; panel pitch
     log_sigma = win.slider("log10 sigma", -7, -1, math.log10(args.sigma), 0.1)
     log_gamma = win.slider("log10 gamma", -6, 0, math.log10(args.gamma), 0.1)
     vertex, show_target, running, dirty = args.vertex, False, False, True
@@ -244,9 +243,9 @@ def run_gui(args: argparse.Namespace, scene: GradientScene) -> None:
                 show_target = not show_target
             elif e.key == win.ti.GUI.LMB and state is not None:
                 col, row = win.cursor_pixel()
-                col = col % (panel + 4)  # panels 1 and 3 share pixel coordinates
-                picked = np.hypot(*(state["start"] * scale - [col, row]).T)
-                near = picked < 3 * scale
+                col = col % panel  # panels 1 and 3 share pixel coordinates
+                picked = np.hypot(*(state["start"] * zoom - [col, row]).T)
+                near = picked < 3 * zoom
                 if near.any():  # the closest to the eye among the vertices under the cursor
                     vertex = int(np.flatnonzero(near)[state["depth"][near].argmin()])
                     dirty = True
@@ -257,18 +256,17 @@ def run_gui(args: argparse.Namespace, scene: GradientScene) -> None:
         if dirty or key != seen:
             state = scene.analyse(10**log_sigma.value, 10**log_gamma.value, vertex)
             seen, dirty = key, False
-        big = [np.kron(p, np.ones((scale, scale, 1), np.uint8)) for p in panels(state, scene, show_target)]
-        win.set_canvas(common.hstack(big))
+        win.set_canvas(common.hstack(panels(state, scene, show_target)))
         m = _arrow_mask(state)
         if m.any():
-            x0 = 2 * (panel + 4)  # panel 3's left edge
-            start = state["start"][m] * scale + [x0, 0]
-            end = state["end"][m] * scale + [x0, 0]
+            x0 = 2 * panel  # panel 3's left edge
+            start = state["start"][m] * zoom + [x0, 0]
+            end = state["end"][m] * zoom + [x0, 0]
             a, b = win.to_gui(start[:, 0], start[:, 1]), win.to_gui(end[:, 0], end[:, 1])
             colors = colormap(state["norms"].numpy()[m], "viridis").astype(np.int64)
             win.gui.arrows(a, b - a, radius=1, color=(colors[:, 0] << 16) | (colors[:, 1] << 8) | colors[:, 2])
-        pv = state["start"][state["vertex"]] * scale
-        for x0 in (0, 2 * (panel + 4), 3 * (panel + 4)):
+        pv = state["start"][state["vertex"]] * zoom
+        for x0 in (0, 2 * panel, 3 * panel):
             win.gui.circle(win.to_gui(pv[0] + x0, pv[1]), radius=4, color=0x00FFFF)
         win.label(f"loss {state['loss']:.5f}  vertex {state['vertex']}  FD/autodiff cos {state['fd_cosine']:.4f}   "
                   "click: pick, g: step, space: run, r: reset, t: target")

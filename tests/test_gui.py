@@ -54,14 +54,14 @@ def run_gui(display, script, argv, tmp_path):
 
 def test_render_gui_shows_the_mesh(display, tmp_path):
     shot = run_gui(display, "render.py", ["--image-size", "64"], tmp_path)
-    mesh_area = shot[5:64, 5:64]  # the rendered image sits at the top-left of the window
+    mesh_area = shot[:256, :256]  # the 64 px render, magnified 4x, sits at the top-left of the window
     assert len(np.unique(mesh_area.reshape(-1, 3), axis=0)) > 20, "screenshot shows no rendered mesh"
     assert (np.abs(mesh_area - 255).sum(-1) > 60).mean() > 0.05  # something besides the white background
 
 
 def test_gradients_gui_shows_all_panels(display, tmp_path):
     shot = run_gui(display, "gradients.py", ["--image-size", "64"], tmp_path)
-    panel = 256 + 4  # 64 px panels are magnified 4x, 4 px gaps
+    panel = (64 + 4) * 4  # 64 px panels and 4 px gaps, magnified 4x
     for k in range(4):
         area = shot[:256, k * panel : k * panel + 256]
         assert area.std() > 5, f"panel {k + 1} is blank"
