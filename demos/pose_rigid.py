@@ -73,7 +73,9 @@ def image_loss(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def fit(scene: RigidScene, target: torch.Tensor, rotvec0: torch.Tensor, shift0: torch.Tensor, args: argparse.Namespace,
         on_step=None) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
-    """Gradient descent from (rotvec0, shift0); returns the fitted axis-angle, translation and losses."""
+    """Gradient descent from (rotvec0, shift0); returns the fitted axis-angle, translation and losses.
+
+    ``on_step(i, rotvec, shift, loss)`` is called after every step (for the front end)."""
     rotvec = rotvec0.clone().requires_grad_(True)
     shift = shift0.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([rotvec, shift], lr=args.lr, betas=(0.9, 0.99))
@@ -87,7 +89,7 @@ def fit(scene: RigidScene, target: torch.Tensor, rotvec0: torch.Tensor, shift0: 
         optimizer.step()
         losses.append(loss.item())
         if on_step is not None:
-            on_step(rotvec.detach(), shift.detach(), loss.item())
+            on_step(i, rotvec.detach(), shift.detach(), loss.item())
     with torch.no_grad():
         losses.append(image_loss(scene.render(rotvec, shift, args.sigma), target).item())
     return rotvec.detach(), shift.detach(), losses
@@ -108,9 +110,9 @@ def main(args: argparse.Namespace) -> None:
             target = scene.render(true_rot[k], true_shift[k], args.sigma)
         starts = [zero] + list(random_rotations(args.restarts - 1, 30.0, g))
 
-        def on_step(rotvec, shift, loss):
+        def on_step(i, rotvec, shift, loss):
             nonlocal window
-            if k > 0 or (not gui and len(frames) >= 60):
+            if k > 0 or not (gui or i % max(1, args.iterations // 40) == 0 or i == args.iterations - 1):
                 return
             with torch.no_grad():
                 image = scene.render(rotvec, shift, args.sigma)
