@@ -2,9 +2,10 @@
 
 For each of ``--poses`` random trials, a target pose (rotation within ``--max-angle`` degrees of
 the start pose, a random translation) is rendered; gradient descent on an RGB + silhouette loss
-fits an axis-angle rotation and a translation, starting from the start pose (identity) and from
-``--restarts`` - 1 random perturbations of it; the restart with the lowest image loss is kept (no
-peeking at the true pose). The blur sigma is annealed from 10x ``--sigma`` to ``--sigma``.
+fits a rotation (``--rotation``: axis-angle or quaternion) and a translation, starting from the
+start pose (identity) and from ``--restarts`` - 1 random perturbations of it; the restart with the
+lowest image loss is kept (no peeking at the true pose). The blur sigma is annealed from 10x
+``--sigma`` to ``--sigma``.
 
 Reported: rotation error (geodesic angle, degrees) and translation error per pose, and how many
 poses end under 5 degrees. Outputs: ``fit.gif`` (first pose: target | current | difference),
@@ -22,10 +23,11 @@ import torch
 import _common as common
 from taichi_softras import DATA_DIR
 from taichi_softras.losses import iou_loss
-from taichi_softras.shapes import axis_angle_to_matrix, rotation_angle_deg
+from taichi_softras.shapes import axis_angle_to_matrix, quaternion_to_matrix, rotation_angle_deg
 
 DISTANCE, VIEWING_ANGLE = 2.732, 30.0
 SUCCESS_DEG = 5.0
+ROTATIONS = ("axis-angle", "quaternion")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-angle", type=common.positive_float, default=60.0, help="target rotation from the start, degrees (default: %(default)s)")
     p.add_argument("--max-shift", type=float, default=0.2, help="largest target translation per axis (default: %(default)s)")
     p.add_argument("--lr", type=common.positive_float, default=0.03, help="Adam learning rate (default: %(default)s)")
+    p.add_argument("--rotation", choices=ROTATIONS, default="axis-angle", help="rotation parameters to fit (default: %(default)s)")
     return p
 
 
@@ -56,9 +59,9 @@ class RigidScene:
         self.eye = common.eyes_from_angles(DISTANCE, 0.0, 0.0)
         self.image_size, self.gamma = args.image_size, args.gamma
 
-    def render(self, rotvec: torch.Tensor, shift: torch.Tensor, sigma: float) -> torch.Tensor:
-        """RGBA ``(4, H, W)`` of the mesh rotated by axis-angle ``rotvec (3,)`` and moved by ``shift (3,)``."""
-        v = self.vertices @ axis_angle_to_matrix(rotvec).T + shift
+    def render(self, rotation: torch.Tensor, shift: torch.Tensor, sigma: float) -> torch.Tensor:
+        """RGBA ``(4, H, W)`` of the mesh rotated by ``rotation (3, 3)`` and moved by ``shift (3,)``."""
+        v = self.vertices @ rotation.T + shift
         return common.render(
             v, self.faces, self.textures, self.eye, self.image_size, viewing_angle=VIEWING_ANGLE,
             sigma_val=sigma, gamma_val=self.gamma,
@@ -66,33 +69,49 @@ class RigidScene:
 
 
 def image_loss(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """RGB squared error (inside either silhouette) + (1 - silhouette IoU)."""
+    """Per-pixel RGB squared error (mean over the image) + (1 - silhouette IoU)."""
     rgb = ((image[:3] - target[:3]) ** 2).sum(0).mean()
     return rgb + iou_loss(image[3:], target[3:])
 
 
+def rotation_parameters(rotvec: torch.Tensor, kind: str) -> torch.Tensor:
+    """The ``kind`` parameters of the rotation given as axis-angle ``(3,)``: itself, or (w, x, y, z)."""
+    if kind == "axis-angle":
+        return rotvec.clone()
+    angle = rotvec.norm()
+    axis = rotvec / angle if angle > 0 else torch.zeros(3)
+    return torch.cat([torch.cos(angle / 2)[None], torch.sin(angle / 2) * axis])
+
+
+def rotation_matrix(params: torch.Tensor, kind: str) -> torch.Tensor:
+    """``(3, 3)`` rotation of axis-angle ``(3,)`` or quaternion ``(4,)`` parameters."""
+    return axis_angle_to_matrix(params) if kind == "axis-angle" else quaternion_to_matrix(params)
+
+
 def fit(scene: RigidScene, target: torch.Tensor, rotvec0: torch.Tensor, shift0: torch.Tensor, args: argparse.Namespace,
         on_step=None) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
-    """Gradient descent from (rotvec0, shift0); returns the fitted axis-angle, translation and losses.
+    """Gradient descent on ``--rotation`` parameters and a translation from (rotvec0, shift0); returns
+    the fitted rotation ``(3, 3)``, translation ``(3,)`` and the losses.
 
-    ``on_step(i, rotvec, shift, loss)`` is called after every step (for the front end)."""
-    rotvec = rotvec0.clone().requires_grad_(True)
+    ``on_step(i, rotation, shift, loss)`` is called after every step (for the front end)."""
+    params = rotation_parameters(rotvec0, args.rotation).requires_grad_(True)
     shift = shift0.clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([rotvec, shift], lr=args.lr, betas=(0.9, 0.99))
+    optimizer = torch.optim.Adam([params, shift], lr=args.lr, betas=(0.9, 0.99))
     losses = []
     for i in range(args.iterations):
         t = i / max(args.iterations - 1, 1)
         sigma = args.sigma * 10 ** (1 - min(1.0, 1.5 * t))  # 10x -> 1x over the first two thirds
-        loss = image_loss(scene.render(rotvec, shift, sigma), target)
+        loss = image_loss(scene.render(rotation_matrix(params, args.rotation), shift, sigma), target)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
         if on_step is not None:
-            on_step(i, rotvec.detach(), shift.detach(), loss.item())
+            on_step(i, rotation_matrix(params.detach(), args.rotation), shift.detach(), loss.item())
+    rotation = rotation_matrix(params.detach(), args.rotation)
     with torch.no_grad():
-        losses.append(image_loss(scene.render(rotvec, shift, args.sigma), target).item())
-    return rotvec.detach(), shift.detach(), losses
+        losses.append(image_loss(scene.render(rotation, shift, args.sigma), target).item())
+    return rotation, shift.detach(), losses
 
 
 def main(args: argparse.Namespace) -> None:
@@ -107,15 +126,15 @@ def main(args: argparse.Namespace) -> None:
     window = None
     for k in range(args.poses):
         with torch.no_grad():
-            target = scene.render(true_rot[k], true_shift[k], args.sigma)
+            target = scene.render(axis_angle_to_matrix(true_rot[k]), true_shift[k], args.sigma)
         starts = [zero] + list(random_rotations(args.restarts - 1, 30.0, g))
 
-        def on_step(i, rotvec, shift, loss):
+        def on_step(i, rotation, shift, loss):
             nonlocal window
             if k > 0 or not (gui or i % max(1, args.iterations // 40) == 0 or i == args.iterations - 1):
                 return
             with torch.no_grad():
-                image = scene.render(rotvec, shift, args.sigma)
+                image = scene.render(rotation, shift, args.sigma)
             pic = common.hstack([common.to_uint8(target), common.to_uint8(image),
                                  common.to_uint8((image[:3] - target[:3]).abs().clamp(0, 1))])
             if gui:
@@ -135,7 +154,7 @@ def main(args: argparse.Namespace) -> None:
             if best is None or losses[-1] < best[2][-1]:
                 best = (rot, shift, losses)
         rot, shift, losses = best
-        deg = rotation_angle_deg(axis_angle_to_matrix(rot), axis_angle_to_matrix(true_rot[k])).item()
+        deg = rotation_angle_deg(rot, axis_angle_to_matrix(true_rot[k])).item()
         results.append({
             "start_error_deg": round(math.degrees(true_rot[k].norm().item()), 2),
             "rotation_error_deg": round(deg, 3),

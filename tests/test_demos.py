@@ -92,6 +92,16 @@ def test_pose_rigid_headless(demo, tmp_path):
     assert_image(tmp_path / "fit.gif", min_frames=2)
 
 
+def test_pose_rigid_parameterizations_agree(demo):
+    import torch
+
+    module = demo("pose_rigid")
+    for rotvec in (torch.tensor([0.3, -0.5, 0.2]), torch.zeros(3)):
+        r = module.rotation_matrix(module.rotation_parameters(rotvec, "axis-angle"), "axis-angle")
+        q = module.rotation_matrix(module.rotation_parameters(rotvec, "quaternion"), "quaternion")
+        torch.testing.assert_close(q, r)
+
+
 def test_pose_nonrigid_headless(demo, tmp_path):
     run_demo(demo, "pose_nonrigid", ["--headless", "--out", tmp_path, "--image-size", 24, "--views", 2, "--iterations", 8])
     s = summary(tmp_path)
