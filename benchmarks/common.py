@@ -125,7 +125,7 @@ def time_adaptive(fn, device="cpu", budget_s=3.0, max_repeats=5, min_repeats=1, 
 
 
 def covered_pairs(fv: torch.Tensor, image_size, sigma_val: float, dist_eps: float, budget: int = 8_000_000,
-                  chunk: int = 4_000_000, seed: int = 0):
+                  chunk: int = 1_000_000, seed: int = 0):
     """Covered (pixel, face) pairs: pixels inside a face or within its cut ``d^2 < sigma*ln(1/dist_eps-1)``
     (the fragments the exact path must visit), counted with torch by enumerating each face's grown
     pixel box, so the cost is O(sum of box areas), never O(H*W*F).
@@ -251,28 +251,20 @@ def torch_peak_bytes(fn, device="cpu") -> int:
     return peak
 
 
-def compiled_kernels(module=None) -> int:
-    """Compiled variants (forward + adjoint) of every Taichi kernel in ``module``
-    (default: ``taichi_softras.kernels.raster``); a rise on a repeated call means a recompilation."""
+def compiled_kernel_objects(module=None) -> dict:
+    """Every compiled variant (forward and adjoint) of the Taichi kernels in ``module`` (default:
+    ``taichi_softras.kernels.raster``), by identity: a recompilation adds or replaces an object."""
     if module is None:
         from taichi_softras.kernels import raster as module
-    n = 0
-    for obj in vars(module).values():
+    snap = {}
+    for name, obj in vars(module).items():
         if hasattr(obj, "_primal"):
-            n += len(obj._primal.compiled_kernels) + len(obj._adjoint.compiled_kernels)
-    return n
+            for part in ("_primal", "_adjoint"):
+                for key, compiled in getattr(obj, part).compiled_kernels.items():
+                    snap[(name, part, key[1:])] = compiled
+    return snap
 
 
-def time_interleaved(fns: dict, device="cpu", rounds=7) -> dict:
-    """Best seconds of each ``fn`` in ``fns``, timed in alternating rounds so load drift hits all alike."""
-    for fn in fns.values():  # warm-up (JIT)
-        fn()
-    best = {k: float("inf") for k in fns}
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            sync(device)
-            t = time.perf_counter()
-            fn()
-            sync(device)
-            best[k] = min(best[k], time.perf_counter() - t)
-    return best
+def recompiled(before: dict, after: dict) -> int:
+    """Kernel variants compiled (new or replaced) between two :func:`compiled_kernel_objects`."""
+    return sum(1 for k, v in after.items() if before.get(k) is not v)

@@ -60,17 +60,17 @@ BATCH = dict(sigma=1e-4, dist_eps=1e-10, rgb="hard")  # SoftRas's reconstruction
 def cases(quick: bool) -> list[Case]:
     if quick:
         return [
-            Case("spot", 64, peer=True, ref=True, tags=("pixels",)),
-            Case("spot", 256, tags=("pixels", "faces", "sigma")),
+            Case("spot", 64, peer=True, tags=("pixels",)),
+            Case("spot", 256, tags=("pixels", "sigma")),
             Case("ico3", 256, tags=("faces",)),
             Case("ico5", 256, tags=("faces",)),
-            Case("ico6", 512, tags=("faces512",)),
             Case("spot", 256, sigma=1e-3, tags=("sigma",)),
             Case("batch64", 64, **BATCH, tags=("batch",)),
+            Case("ico3", 64, peer=True, ref=True, tags=("pixels_ico3",)),
         ]
     out = [
-        Case("spot", 64, peer=True, ref=True, tags=("pixels",)),
-        Case("spot", 256, peer=True, tags=("pixels", "faces", "sigma")),
+        Case("spot", 64, peer=True, tags=("pixels",)),
+        Case("spot", 256, peer=True, tags=("pixels", "sigma")),
         Case("spot", 512, tags=("pixels",)),
         Case("spot", 1024, tags=("pixels",)),
     ]
@@ -100,11 +100,12 @@ class Row:
     face_tile_pairs: int = 0
     ns_per_pair_fb: float = math.nan
     ns_per_pair_fwd: float = math.nan
-    recompiles_steady: int = 0
+    recompiled_on_repeat: int = 0
     taichi_pool_mb: float = math.nan
     torch_peak_mb: float = math.nan
-    rss_extra_mb: float = math.nan
-    rss_peak_mb: float = math.nan
+    rss_growth_mb: float = math.nan  # RSS after the case - before it (first calls included)
+    rss_peak_growth_mb: float = math.nan  # peak RSS during the case - RSS before it
+    rss_mb: float = math.nan  # process RSS after the case
     peer: dict = field(default_factory=dict)
     ref: dict = field(default_factory=dict)
 
@@ -120,47 +121,75 @@ def _scene(key: str, device):
 
 
 def _label(c: Case, faces: int, batch: int) -> str:
-    name = {"spot": "Spot"}.get(c.scene, "sphere_642" if c.scene.startswith("batch") else f"icosphere {c.scene[3:]}")
+    name = {"spot": "Spot"}.get(c.scene, "sphere_642" if c.scene.startswith("batch") else f"icosphere({c.scene[3:]})")
     return f"{name} {faces:,}" + (f" ×{batch}" if batch > 1 else "") + (" (hard rgb)" if c.rgb == "hard" else "")
 
 
-def measure(c: Case, device, scenes: dict, p3d_version) -> Row:
+def _pool_bytes(dtype) -> int:
+    """Bytes in the Taichi field pools of the grad and no-grad engines (grow-only: the most any case
+    so far needed)."""
+    total = engine_for(dtype).pool.nbytes()
+    try:
+        total += engine_for(dtype, grad=False).pool.nbytes()
+    except TypeError:  # an engine_for without the no-grad engine
+        pass
+    return total
+
+
+def measure(c: Case, device, scenes: dict, p3d_version, budget: float) -> Row:
     if c.scene not in scenes:
         scenes[c.scene] = _scene(c.scene, device)
     fv, tex = scenes[c.scene]
     B, F = fv.shape[:2]
     row = Row(case=asdict(c), faces=F, batch=B)
     kw = c.kwargs
-    eng = engine_for(fv.dtype)
-    budget = 1.5 if c.scene.startswith("ico7") or c.sigma >= 1e-2 else 3.0
+    if c.scene.startswith("ico7") or c.sigma >= 1e-2:
+        budget = min(budget, 1.5)
+    peak_ok = common.reset_peak_rss()
+    rss0 = common.rss_bytes()
 
     # fwd+bwd first: the case's first call compiles whatever it needs (forward and adjoint kernels).
     row.fb_first_s, fb, row.fb_repeats = common.time_adaptive(common.fwd_bwd(fv, tex, **kw), device, budget)
+    row.face_tile_pairs = engine_for(fv.dtype).last_pairs
     row.fwd_first_s, fw, _ = common.time_adaptive(common.fwd(fv, tex, **kw), device, budget)
     row.fb_ms, row.fwd_ms = 1e3 * fb, 1e3 * fw
-    n0 = common.compiled_kernels()
+    before = common.compiled_kernel_objects()
     common.fwd_bwd(fv, tex, **kw)()
-    row.recompiles_steady = common.compiled_kernels() - n0
-    row.face_tile_pairs = eng.last_pairs
+    common.fwd(fv, tex, **kw)()
+    row.recompiled_on_repeat = common.recompiled(before, common.compiled_kernel_objects())
+
+    # Memory: Taichi's pools, torch's allocator on an untimed steady call, process RSS over the case.
+    row.taichi_pool_mb = _pool_bytes(fv.dtype) / 2**20
+    row.rss_growth_mb = (common.rss_bytes() - rss0) / 2**20
+    if peak_ok:
+        row.rss_peak_growth_mb = (common.peak_rss_bytes() - rss0) / 2**20
+    row.rss_mb = common.rss_bytes() / 2**20
+    row.torch_peak_mb = common.torch_peak_bytes(common.fwd_bwd(fv, tex, **kw), device) / 2**20
+
     pairs, kmax, exact = common.covered_pairs(fv, c.size, c.sigma, c.dist_eps)
     row.covered_pairs, row.max_faces_per_pixel, row.covered_exact = pairs, kmax, exact
     if pairs:
         row.ns_per_pair_fb, row.ns_per_pair_fwd = 1e9 * fb / pairs, 1e9 * fw / pairs
 
-    # Memory, on untimed steady calls: Taichi's pool, torch's allocator, process RSS.
-    row.taichi_pool_mb = eng.pool.nbytes() / 2**20
-    row.torch_peak_mb = common.torch_peak_bytes(common.fwd_bwd(fv, tex, **kw), device) / 2**20
-    if common.reset_peak_rss():
-        rss0 = common.rss_bytes()
-        common.fwd_bwd(fv, tex, **kw)()
-        row.rss_extra_mb = (common.peak_rss_bytes() - rss0) / 2**20
-    row.rss_peak_mb = common.peak_rss_bytes() / 2**20
-
-    if c.peer and p3d_version:
-        row.peer = _peer(c, fv, tex, kmax, device)
-    if c.ref:
-        row.ref = _reference(c, fv, tex)
     return row
+
+
+def measure_side(c: Case, row: Row, device, scenes: dict, p3d_version) -> None:
+    """The peers of one case (run after all of ours, so their memory does not pollute our RSS)."""
+    fv, tex = scenes[c.scene]
+    if c.peer and p3d_version:
+        row.peer = _with_rss(lambda: _peer(c, fv, tex, row.max_faces_per_pixel, device))
+    if c.ref:
+        row.ref = _with_rss(lambda: _reference(c, fv, tex))
+
+
+def _with_rss(fn) -> dict:
+    peak_ok = common.reset_peak_rss()
+    rss0 = common.rss_bytes()
+    res = fn()
+    if peak_ok:
+        res["rss_peak_growth_mb"] = (common.peak_rss_bytes() - rss0) / 2**20
+    return res
 
 
 def _peer(c: Case, fv, tex, kmax, device) -> dict:
@@ -217,6 +246,14 @@ def _fmt(x, spec=".1f", none="–"):
     return format(x, spec)
 
 
+def _ratio(theirs, ours):
+    return f"{theirs / ours:.0f}×" if theirs and ours == ours else "–"
+
+
+def _mb(x):
+    return _fmt(None if x is None else max(x, 0.0), ".0f")  # RSS deltas: page-level noise can dip below 0
+
+
 def tables(meta: dict, rows: list[Row]) -> str:
     out = [f"# taichi_softras benchmarks — {meta['device_desc']}", "",
            f"{meta['date']}; PyTorch3D {meta['pytorch3d'] or 'not installed (peer skipped)'}; "
@@ -224,23 +261,25 @@ def tables(meta: dict, rows: list[Row]) -> str:
            f"load average {meta['loadavg_start']} at start, {meta['loadavg_end']} at end; "
            f"{'--quick' if meta['quick'] else 'full'} run, {meta['wall_s']:.0f} s.", "",
            "| scene (faces) | image | σ | fwd ms | fwd+bwd ms | first fwd+bwd s | covered pairs | ns/pair fwd+bwd "
-           "| face-tile pairs | Taichi pool MB | torch peak MB | RSS +MB |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| face-tile pairs | Taichi pool MB | torch peak MB | RSS peak +MB | RSS MB |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         c = r.case
         pairs = f"{r.covered_pairs:,}" if r.covered_exact else f"≈{r.covered_pairs:,}"
         out.append(
             f"| {_label(Case(**c), r.faces, r.batch)} | {c['size']}² | {c['sigma']:.0e} | {_fmt(r.fwd_ms)} | "
             f"{_fmt(r.fb_ms)} | {_fmt(r.fb_first_s, '.2f')} | {pairs} | {_fmt(r.ns_per_pair_fb, '.0f')} | "
-            f"{r.face_tile_pairs:,} | {_fmt(r.taichi_pool_mb)} | {_fmt(r.torch_peak_mb)} | {_fmt(r.rss_extra_mb)} |")
-    recompiles = sum(r.recompiles_steady for r in rows)
-    out += ["", f"Recompilations on repeated calls of a seen shape: {recompiles}."]
+            f"{r.face_tile_pairs:,} | {_fmt(r.taichi_pool_mb)} | {_fmt(r.torch_peak_mb)} | {_mb(r.rss_peak_growth_mb)} | "
+            f"{_fmt(r.rss_mb, '.0f')} |")
+    again = [r for r in rows if r.recompiled_on_repeat]
+    out += ["", f"Kernel variants recompiled by a repeated fwd+bwd, fwd of a seen shape: "
+            f"{sum(r.recompiled_on_repeat for r in rows)} (in {len(again)} of {len(rows)} cases)."]
     side = [r for r in rows if r.peer or r.ref]
     if side:
         out += ["", "Side by side (fwd+bwd, steady state; ratio = their time / ours):", "",
                 "| scene (faces) | image | σ | ours ms | PyTorch3D ms | K | silhouette max diff | ×PyTorch3D "
-                "| dense reference ms | ×reference |",
-                "|---|---|---|---|---|---|---|---|---|---|"]
+                "| PyTorch3D torch peak MB / RSS peak +MB | dense reference ms | ×reference |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in side:
             c, p, f = r.case, r.peer, r.ref
             p_ms = p.get("fb_ms")
@@ -249,8 +288,9 @@ def tables(meta: dict, rows: list[Row]) -> str:
             out.append(
                 f"| {_label(Case(**c), r.faces, r.batch)} | {c['size']}² | {c['sigma']:.0e} | {_fmt(r.fb_ms)} | "
                 f"{_fmt(p_ms, '.0f')}{note} | {p.get('faces_per_pixel', '–')} | {_fmt(p.get('alpha_max_diff'), '.1e')} | "
-                f"{_fmt(p_ms / r.fb_ms if p_ms else None, '.0f')}× | {_fmt(f_ms, '.0f')} | "
-                f"{_fmt(f_ms / r.fb_ms if f_ms else None, '.0f')}× |")
+                f"{_ratio(p_ms, r.fb_ms)} | "
+                f"{_fmt(p.get('torch_peak_mb'), '.0f')} / {_mb(p.get('rss_peak_growth_mb'))} | {_fmt(f_ms, '.0f')} | "
+                f"{_ratio(f_ms, r.fb_ms)} |")
     return "\n".join(out)
 
 
@@ -310,12 +350,17 @@ def main(argv=None) -> None:
     with open("/proc/loadavg") as fh:
         load0 = " ".join(fh.read().split()[:3])
     rows, scenes = [], {}
-    for c in cases(a.quick):
-        r = measure(c, dev, scenes, p3d)
+    todo = cases(a.quick)
+    for c in todo:
+        r = measure(c, dev, scenes, p3d, budget=1.5 if a.quick else 3.0)
         print(f"  {_label(c, r.faces, r.batch)} {c.size}² σ={c.sigma:.0e}: fwd+bwd {r.fb_ms:.1f} ms, "
-              f"{r.covered_pairs:,} pairs, {r.ns_per_pair_fb:.0f} ns/pair"
-              + (f", PyTorch3D {r.peer['fb_ms']:.0f} ms" if "fb_ms" in r.peer else ""), flush=True)
+              f"{r.covered_pairs:,} pairs, {r.ns_per_pair_fb:.0f} ns/pair", flush=True)
         rows.append(r)
+    for c, r in zip(todo, rows):
+        if c.peer or c.ref:
+            measure_side(c, r, dev, scenes, p3d)
+            print(f"  {_label(c, r.faces, r.batch)} {c.size}² σ={c.sigma:.0e}: PyTorch3D "
+                  f"{_fmt(r.peer.get('fb_ms'), '.0f')} ms, reference {_fmt(r.ref.get('fb_ms'), '.0f')} ms", flush=True)
     with open("/proc/loadavg") as fh:
         load1 = " ".join(fh.read().split()[:3])
     meta = dict(
