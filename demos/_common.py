@@ -80,6 +80,7 @@ def run(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentPar
     """
     try:
         args = parser.parse_args(argv)
+        out_dir(args)  # fail before the work, not after it
         torch.manual_seed(args.seed)
         np.random.seed(args.seed)
         main(args)
@@ -103,8 +104,11 @@ def wants_gui(args: argparse.Namespace) -> bool:
 
 
 def out_dir(args: argparse.Namespace) -> pathlib.Path:
-    """The output folder, created."""
-    args.out.mkdir(parents=True, exist_ok=True)
+    """The output folder, created (DemoError if it cannot be)."""
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DemoError(f"--out {args.out}: cannot create the folder ({e.strerror or e})") from None
     return args.out
 
 

@@ -137,6 +137,7 @@ BAD_ARGS = [
     ("pose_rigid", ["--image-size", "0"], "--image-size"),
     ("pose_nonrigid", ["--angles", "10", "20"], "--angles"),
     ("pose_nonrigid", ["--bones", "2", "--angles", "1", "2"], "--bones"),
+    ("pose_nonrigid", ["--out", "/proc/no/such/folder"], "--out"),
 ]
 
 
