@@ -110,14 +110,16 @@ def test_evaluate_and_predict_cli(data_dir, tmp_path):
         predict.load_image(tmp_path / "rgb.png")
 
 
-def test_mean_voxel_baseline_picks_the_best_level():
+def test_mean_voxel_baselines():
     vox = torch.zeros(4, 32, 32, 32, dtype=torch.bool)
     vox[:, 8:24, 8:24, 8:24] = True
     vox[:3, 0:4] = True  # three of four shapes have an extra slab: the best level keeps it
-    data = D.ShapeNetSplit(["02958343"], torch.zeros(4, 24, 4, 64, 64, dtype=torch.uint8), vox, torch.zeros(4, dtype=torch.int64))
-    iou, level = evaluate.mean_voxel_baseline(data, data)
-    assert iou.shape == (4,) and level < 0.75 and torch.equal(iou[:3], torch.ones(3, dtype=torch.float64))
-    assert iou[3] < 1
+    data = D.ShapeNetSplit(["02958343", "03001627"], torch.zeros(4, 24, 4, 64, 64, dtype=torch.uint8), vox,
+                           torch.tensor([0, 0, 0, 1]))
+    iou = evaluate.mean_voxel_baseline(data, data)
+    assert iou.shape == (4,) and torch.equal(iou[:3], torch.ones(3, dtype=torch.float64)) and iou[3] < 1
+    # per class, the chair (index 1) has its own grid, without the slab
+    assert torch.equal(evaluate.mean_voxel_baseline(data, data, by_class=True), torch.ones(4, dtype=torch.float64))
 
 
 def _free_port() -> int:
