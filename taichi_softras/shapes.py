@@ -15,10 +15,10 @@ import numpy as np
 import torch
 import trimesh
 
-Mesh = tuple[torch.Tensor, torch.Tensor]
+MeshTensors = tuple[torch.Tensor, torch.Tensor]  # (vertices (V, 3) float32, faces (F, 3) int64)
 
 
-def _to_torch(mesh: trimesh.Trimesh) -> Mesh:
+def _to_torch(mesh: trimesh.Trimesh) -> MeshTensors:
     return (
         torch.as_tensor(np.asarray(mesh.vertices), dtype=torch.float32),
         torch.as_tensor(np.asarray(mesh.faces), dtype=torch.int64),
@@ -51,7 +51,7 @@ def _axis_transform(axis: Sequence[float], center: Sequence[float]) -> np.ndarra
     return t
 
 
-def box(extents: Sequence[float] = (1.0, 1.0, 1.0), center: Sequence[float] = (0.0, 0.0, 0.0)) -> Mesh:
+def box(extents: Sequence[float] = (1.0, 1.0, 1.0), center: Sequence[float] = (0.0, 0.0, 0.0)) -> MeshTensors:
     """Axis-aligned box with side lengths ``extents`` (3,) centred at ``center`` (3,): 8 vertices, 12 faces."""
     ext = _vec3("extents", extents)
     if not (ext > 0).all():
@@ -65,7 +65,7 @@ def cylinder(
     sections: int = 24,
     axis: Sequence[float] = (0.0, 0.0, 1.0),
     center: Sequence[float] = (0.0, 0.0, 0.0),
-) -> Mesh:
+) -> MeshTensors:
     """Closed cylinder around ``axis`` through ``center``: ``2 * sections + 2`` vertices, ``4 * sections`` faces."""
     _positive("radius", radius)
     _positive("height", height)
@@ -75,7 +75,7 @@ def cylinder(
     return _to_torch(m)
 
 
-def sphere(radius: float = 0.5, subdivisions: int = 2, center: Sequence[float] = (0.0, 0.0, 0.0)) -> Mesh:
+def sphere(radius: float = 0.5, subdivisions: int = 2, center: Sequence[float] = (0.0, 0.0, 0.0)) -> MeshTensors:
     """Icosphere: ``10 * 4**s + 2`` vertices, ``20 * 4**s`` faces for ``s = subdivisions``."""
     _positive("radius", radius)
     m = trimesh.creation.icosphere(subdivisions=subdivisions, radius=radius)
@@ -83,7 +83,7 @@ def sphere(radius: float = 0.5, subdivisions: int = 2, center: Sequence[float] =
     return _to_torch(m)
 
 
-def combine(parts: Sequence[Mesh]) -> Mesh:
+def combine(parts: Sequence[MeshTensors]) -> MeshTensors:
     """Concatenate meshes into one (faces re-indexed); parts may overlap (silhouettes don't mind)."""
     if len(parts) == 0:
         raise ValueError("parts must hold at least one (vertices, faces) mesh, got none")
@@ -95,8 +95,8 @@ def combine(parts: Sequence[Mesh]) -> Mesh:
     return torch.cat(vertices), torch.cat(faces)
 
 
-def car(length: float = 0.9) -> Mesh:
-    """A toy car (body, cabin, four wheels) facing +x, wheels on y = -length/4, centred near the origin.
+def car(length: float = 0.9) -> MeshTensors:
+    """A toy car (body, cabin, four wheels across z) along x, ``length`` long, centred near the origin.
 
     The default ``length=0.9`` fits the unit cube like SoftRas's demo car, the target of ``demos/deform.py``.
     """
