@@ -164,3 +164,20 @@ def test_voxelization_on_cuda(torus):
     for method in ("softras", "center"):
         gpu = voxelization(fv.cuda(), S, method=method)
         assert gpu.device.type == "cuda" and gpu.sum() > 1000
+
+
+def test_center_method_agrees_with_trimesh_contains():
+    """The issue's check, literally: trimesh's containment test (ray casting, needs rtree) on closed
+    meshes, IoU >= 0.97 at 32^3."""
+    pytest.importorskip("rtree", reason="trimesh.contains needs rtree (installed by the dev extra)")
+    for name in ("sphere_1352.obj", "spot/spot_triangulated.obj"):
+        v, f = load_obj(DATA_DIR / name, normalization=True)
+        fv = unit_cube_faces(v * 0.5, f)
+        got = voxelization(fv, S, method="center")[0].numpy().astype(bool)
+        mesh = trimesh.Trimesh(fv[0].reshape(-1, 3).double().numpy(), np.arange(3 * len(f)).reshape(-1, 3), process=True)
+        assert mesh.is_watertight
+        # trimesh's ray test is slow (pure Python, ~3 ms a point here): check a random 1,500 voxels.
+        pick = np.random.default_rng(1).choice(S**3, 1500, replace=False)
+        inside = mesh.contains(voxel_centres(S)[pick])
+        assert inside.sum() > 50
+        assert iou(got.reshape(-1)[pick], inside) >= 0.97
