@@ -13,6 +13,7 @@ import pathlib
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from skimage import measure
 
 from taichi_softras.geometry import face_vertices
@@ -64,22 +65,34 @@ def corner_points() -> torch.Tensor:
     return torch.stack(torch.meshgrid(c, c, c, indexing="ij"), -1).reshape(-1, 3)
 
 
+def field_voxels(corner_field: torch.Tensor, centre_field: torch.Tensor, level: float = 0.5) -> torch.Tensor:
+    """Voxels (stored order, bool ``(B, 32, 32, 32)``) of an occupancy field sampled at the cell
+    corners ``(B, 33, 33, 33)`` and centres ``(B, 32, 32, 32)``, both [x, y, z]: a cell is full when
+    any of its 9 samples exceeds ``level`` — the field's analogue of NMR's rule (full when the
+    surface crosses the cell or the cell is inside), as the generator's voxels are built."""
+    corners = F.max_pool3d(corner_field[:, None], kernel_size=2, stride=1)[:, 0]  # max of each cell's 8 corners
+    return stored_from_xyz(torch.maximum(corners, centre_field) > level)
+
+
+def centre_points() -> torch.Tensor:
+    """World positions of the voxel frame's cell centres ``(32^3, 3)``, [x, y, z] order."""
+    c = (torch.arange(SIZE, dtype=torch.float32) + 0.5 - SIZE / 2) / (SIZE - 1)
+    return torch.stack(torch.meshgrid(c, c, c, indexing="ij"), -1).reshape(-1, 3)
+
+
 @torch.no_grad()
 def predict_voxels(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Predicted NMR voxels (bool ``(B, 32, 32, 32)``, stored order) from images ``(B, 4, 64, 64)``."""
+    """Predicted NMR voxels (bool ``(B, 32, 32, 32)``, stored order) from images ``(B, 4, 64, 64)``:
+    the mesh model's mesh voxelized as SoftRas evaluates, the implicit model's field by
+    :func:`field_voxels`."""
     if isinstance(model, MeshModel):
         vertices, faces, _ = model(images)
         return mesh_voxels(vertices, faces)
     if isinstance(model, ImplicitModel):
-        pts = corner_points().to(images)[None].expand(images.shape[0], -1, -1)
-        field = model(images, pts).reshape(-1, SIZE + 1, SIZE + 1, SIZE + 1)
-        vox = []
-        for v, f in field_meshes(field):
-            if len(f) == 0:
-                vox.append(torch.zeros((SIZE,) * 3, dtype=torch.bool, device=images.device))
-            else:
-                vox.append(mesh_voxels(v[None].to(images), f[None].to(images.device))[0])
-        return torch.stack(vox)
+        b, n = images.shape[0], (SIZE + 1) ** 3
+        pts = torch.cat((corner_points(), centre_points())).to(images)[None].expand(b, -1, -1)
+        phi = model(images, pts)
+        return field_voxels(phi[:, :n].reshape(b, SIZE + 1, SIZE + 1, SIZE + 1), phi[:, n:].reshape(b, SIZE, SIZE, SIZE))
     raise TypeError(f"model must be a MeshModel or ImplicitModel, got {type(model).__name__}")
 
 

@@ -115,3 +115,18 @@ def test_field_meshes_voxelize_like_the_shape():
     assert voxel_iou(pred, truth[None]).item() > 0.9
     (v, f), = evaluate.field_meshes(torch.zeros(1, 33, 33, 33))
     assert v.shape == (0, 3) and f.shape == (0, 3)
+
+
+def test_field_voxels_match_the_ground_truth_voxelizer():
+    """An occupancy field sampled at cell corners and centres gives the analytic voxels of the same
+    solid, also for a solid that fills the frame up to its border."""
+    for centre, radii in (((0.1, 0.0, -0.05), (0.3, 0.2, 0.25)), ((0.0, 0.0, 0.0), (0.7, 0.3, 0.7))):
+        ell = shapes.ell(centre, radii, np.ones(3))
+        truth = torch.from_numpy(make_dataset.voxelize_shape(shapes.Shape([ell])))[None]
+
+        def phi(p):
+            return torch.sigmoid(60 * (1 - (((p - torch.tensor(centre)) / torch.tensor(radii)) ** 2).sum(-1)))
+
+        pred = evaluate.field_voxels(phi(evaluate.corner_points()).reshape(1, 33, 33, 33),
+                                     phi(evaluate.centre_points()).reshape(1, 32, 32, 32))
+        assert voxel_iou(pred, truth).item() > 0.9
