@@ -8,24 +8,29 @@ Headless by default (``--gui`` shows the probed images live). Outputs in ``--out
 (marching cubes), ``silhouettes.png`` (rows: target silhouettes, probed images), ``mesh.png`` (the
 recovered mesh rendered), ``loss.png`` and ``summary.json``.
 
-    python demos/implicit_fit.py                     # Spot, about 5 CPU minutes
+    python demos/implicit_fit.py                     # Spot, under 2 minutes on 2 CPU cores
     python demos/implicit_fit.py --shape torus --steps 300
 """
 
 from __future__ import annotations
 
-import argparse
-import math
-import time
+import os
 
-import numpy as np
-import torch
-import torch.nn as nn
-import trimesh
+# torch's idle OpenMP threads otherwise spin against Taichi's kernels (DESIGN.md section 3)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import _common as common
-from taichi_softras import DATA_DIR, implicit, sampling
-from taichi_softras.voxelization import voxelization
+import argparse  # noqa: E402
+import math  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import trimesh  # noqa: E402
+
+import _common as common  # noqa: E402
+from taichi_softras import DATA_DIR, implicit, sampling  # noqa: E402
+from taichi_softras.voxelization import voxelization  # noqa: E402
 
 SHAPES = ("spot", "sphere", "torus")
 BOUNDS = (-0.5, 0.5)
@@ -34,11 +39,11 @@ DISTANCE, VIEWING_ANGLE = 2.732, 15.0  # the NMR renders' camera
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = common.make_parser("implicit_fit", __doc__.splitlines()[0], image_size=64, sigma=1e-5, gamma=1e-4)
+    p = common.make_parser("implicit_fit", __doc__.splitlines()[0], image_size=128, sigma=1e-5, gamma=1e-4)
     p.add_argument("--gui", action="store_true", help="show the probed images in a window while training")
     p.add_argument("--shape", choices=SHAPES, default="spot", help="target shape (default: %(default)s)")
     p.add_argument("--views", type=common.positive_int, default=24, help="silhouettes (default: %(default)s)")
-    p.add_argument("--steps", type=common.positive_int, default=400, help="training steps (default: %(default)s)")
+    p.add_argument("--steps", type=common.positive_int, default=600, help="training steps (default: %(default)s)")
     p.add_argument("--views-per-step", type=common.positive_int, default=8, help="(default: %(default)s)")
     p.add_argument("--rays", type=common.positive_int, default=1024, help="rays per view and step (default: %(default)s)")
     p.add_argument("--anchors", type=common.positive_int, default=8192, help="anchors per step (default: %(default)s)")
@@ -47,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=common.positive_float, default=2e-3, help="Adam learning rate (default: %(default)s)")
     p.add_argument("--resolution", type=common.positive_int, default=32, help="IoU voxel grid (default: %(default)s)")
     p.add_argument("--mesh-resolution", type=common.positive_int, default=64, help="marching cubes grid (default: %(default)s)")
-    p.add_argument("--eval-every", type=common.positive_int, default=50, help="IoU print period (default: %(default)s)")
+    p.add_argument("--eval-every", type=common.positive_int, default=100, help="IoU print period (default: %(default)s)")
+    p.add_argument("--loss", choices=implicit.LOSS_KINDS, default="bce", help="silhouette loss (default: %(default)s)")
     p.add_argument("--no-boundary-aware", action="store_true", help="plain ray-anchor assignment")
     return p
 
@@ -101,7 +107,6 @@ def camera_eyes(views: int) -> torch.Tensor:
 
 def main(args: argparse.Namespace) -> None:
     args.headless = not args.gui
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     t0 = time.perf_counter()
     vertices, faces = target_mesh(args.shape)
     eyes = camera_eyes(args.views)
@@ -115,9 +120,9 @@ def main(args: argparse.Namespace) -> None:
     print(f"implicit_fit: {args.shape}, {args.views} silhouettes {args.image_size}^2, visual hull IoU {hull_iou:.3f} at {args.resolution}^3")
 
     net = OccupancyMLP()
-    prober = implicit.FieldProber(args.image_size, args.radius, args.anchors, BOUNDS, VIEWING_ANGLE, boundary_aware=not args.no_boundary_aware)
+    prober = implicit.FieldProber(args.image_size, args.radius, args.anchors, BOUNDS, VIEWING_ANGLE, boundary_aware=not args.no_boundary_aware, loss=args.loss)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps, eta_min=args.lr * 0.1)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps, eta_min=args.lr * 0.01)
     ious: list[tuple[int, float]] = []
     probed_views = torch.arange(min(args.views, 6))
 
@@ -126,7 +131,7 @@ def main(args: argparse.Namespace) -> None:
         anchors, _ = sampling.sample_hull_boundary(hull, args.anchors, BOUNDS, band=2, uniform_fraction=0.3)
         pixels, _ = sampling.sample_contour_pixels(silhouettes[views], args.rays, sigma=2.0, uniform_fraction=0.3)
         loss_sil, _ = prober(net, eyes[views], silhouettes[views], anchors, pixels)
-        loss_geo = implicit.geometric_regularizer(net, anchors[:256], delta=1.0 / 64, band=0.25, smooth=True)
+        loss_geo = implicit.geometric_regularizer(net, anchors[:256], delta=1.0 / 64, band=0.25)
         loss = loss_sil + args.lam * loss_geo
         opt.zero_grad()
         loss.backward()
@@ -140,8 +145,10 @@ def main(args: argparse.Namespace) -> None:
         return metrics
 
     def frame() -> np.ndarray:
+        # dense anchors so that every ray of the picture probes some
+        anchors = BOUNDS[0] + (BOUNDS[1] - BOUNDS[0]) * torch.rand(8 * args.anchors, 3)
         with torch.no_grad():
-            _, probed = prober(net, eyes[probed_views], silhouettes[probed_views])
+            _, probed = prober(net, eyes[probed_views], silhouettes[probed_views], anchors)
         return common.vstack([common.hstack([common.to_uint8(s) for s in silhouettes[probed_views]]),
                               common.hstack([common.to_uint8(p) for p in probed.clamp(0, 1)])])
 

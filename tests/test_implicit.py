@@ -146,11 +146,17 @@ def test_demo_runs_and_the_loss_falls(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(DEMOS))
     import implicit_fit
 
+    args = implicit_fit.build_parser().parse_args([
+        "--shape", "torus", "--steps", "80", "--eval-every", "80", "--views", "8", "--image-size", "32",
+        "--anchors", "3000", "--rays", "256", "--mesh-resolution", "24", "--out", str(tmp_path),
+    ])
     torch.manual_seed(0)
-    implicit_fit.main(implicit_fit.build_parser().parse_args(
-        ["--shape", "torus", "--steps", "80", "--eval-every", "80", "--views", "8", "--image-size", "32",
-         "--anchors", "3000", "--rays", "256", "--mesh-resolution", "24", "--out", str(tmp_path)]
-    ))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # torch's idle OpenMP threads spin against Taichi's kernels (DESIGN.md §3)
+    try:
+        implicit_fit.main(args)
+    finally:
+        torch.set_num_threads(threads)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["loss_end"] < 0.7 * summary["loss_start"]
     assert (tmp_path / "mesh.obj").is_file() and (tmp_path / "silhouettes.png").is_file()
