@@ -160,3 +160,20 @@ def test_demo_runs_and_the_loss_falls(tmp_path, monkeypatch):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["loss_end"] < 0.7 * summary["loss_start"]
     assert (tmp_path / "mesh.obj").is_file() and (tmp_path / "silhouettes.png").is_file()
+
+
+@pytest.mark.slow
+def test_demo_recovers_spot(tmp_path, monkeypatch):
+    """The issue's bar: Spot from 24 silhouettes, voxel IoU >= 0.8 at 32³ (about 2 CPU minutes)."""
+    monkeypatch.syspath_prepend(str(DEMOS))
+    import implicit_fit
+
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        implicit_fit.main(implicit_fit.build_parser().parse_args(["--out", str(tmp_path)]))
+    finally:
+        torch.set_num_threads(threads)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["shape"] == "spot" and summary["iou"] >= 0.8
