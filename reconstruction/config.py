@@ -40,7 +40,8 @@ class TrainConfig:
     num_anchors: int = 1536
     anchor_radius: float = 0.035
     num_regularizer: int = 32  # samples of the geometric regularizer (each costs 42 field values)
-    num_rays: int = 1024
+    num_rays: int = 1024  # per view
+    probe_views: int = 2  # views probed per shape: a, b and probe_views - 2 more random ones
     lambda_geometric: float = 0.1
     # bookkeeping
     val_every: int = 200
@@ -51,6 +52,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.probe_views < 2:
+            raise ValueError(f"probe_views must be >= 2 (views a and b), got {self.probe_views}")
         if self.batch_size < 1 or self.steps < 0 or self.lr <= 0:
             raise ValueError(
                 f"batch_size >= 1, steps >= 0 and lr > 0 expected, got {self.batch_size}, {self.steps}, {self.lr}"

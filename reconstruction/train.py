@@ -99,13 +99,13 @@ def geometric_regularizer(phi: torch.Tensor, band: float = SURFACE_BAND) -> torc
 
 
 class ImplicitObjective:
-    """The NeurIPS'19 loss: anchor-ray probing (max pooling, boundary-aware) of views a and b, rays
-    importance-sampled near the silhouette contours and anchors near the visual-hull boundary
-    (hulls precomputed from each shape's 24 silhouettes), + the finite-difference normal-consistency
-    regularizer on samples weighted towards the surface."""
+    """The NeurIPS'19 loss: anchor-ray probing (max pooling, boundary-aware) of views a, b and
+    ``probe_views - 2`` more, rays importance-sampled near the silhouette contours and anchors near
+    the visual-hull boundary (hulls precomputed from each shape's 24 silhouettes), + the
+    finite-difference normal-consistency regularizer on samples weighted towards the surface."""
 
     def __init__(self, cfg: TrainConfig, data: D.ShapeNetSplit, rank: int = 0):
-        self.cfg = cfg
+        self.cfg, self.data = cfg, data
         eyes = D.view_eyes(torch.arange(D.NUM_VIEWS))
         self.hulls = [
             visual_hull(data.images[i, :, 3].float() / 255, eyes, resolution=32, viewing_angle=D.VIEWING_ANGLE)
@@ -122,10 +122,14 @@ class ImplicitObjective:
         values = phi[:, : cfg.num_anchors]
         geo = geometric_regularizer(phi[:, cfg.num_anchors:])
 
-        sil = torch.cat((img_a[:, 3], img_b[:, 3]))
+        # probing is cheap next to the field, so extra views add supervision almost for free
+        views = [view_a, view_b] + [torch.randint(0, D.NUM_VIEWS, view_a.shape, generator=generator)
+                                    for _ in range(cfg.probe_views - 2)]
+        sil = torch.cat([img_a[:, 3], img_b[:, 3]] + [self.data.views(shape_idx, v)[:, 3].to(img_a) for v in views[2:]])
+        k = len(views)
         pixels, _ = sample_contour_pixels(sil, cfg.num_rays, generator=generator)
-        probe = probe_view(D.view_eyes(torch.cat((view_a, view_b))).to(img_a), torch.cat((anchors, anchors)),
-                           cfg.anchor_radius, torch.cat((values, values)), D.IMAGE_SIZE, pixels=pixels,
+        probe = probe_view(D.view_eyes(torch.cat(views)).to(img_a), anchors.repeat(k, 1, 1),
+                           cfg.anchor_radius, values.repeat(k, 1), D.IMAGE_SIZE, pixels=pixels,
                            silhouettes=sil, boundary_aware=True, viewing_angle=D.VIEWING_ANGLE)
         label = (sil.flatten(1).gather(1, pixels) > 0.5).to(probe.value.dtype)
         probing = F.binary_cross_entropy(probe.value.clamp(1e-6, 1 - 1e-6), label)

@@ -18,7 +18,7 @@ from reconstruction.config import TrainConfig
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["--widths", "4", "8", "8", "--hidden", "32", "--code", "16", "--decoder-hidden", "32", "64",
-        "--mlp-width", "16", "--mlp-depth", "2", "--num-anchors", "128", "--num-rays", "64"]
+        "--mlp-width", "16", "--mlp-depth", "2", "--num-anchors", "128", "--num-rays", "64", "--probe-views", "3"]
 
 
 @pytest.fixture(scope="module")
