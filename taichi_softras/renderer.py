@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from . import cameras
 from . import conventions as C
+from .geometry import face_vertices
 from .lighting import ambient_lighting, directional_lighting
 from .mesh import Mesh
 from .ops.checks import check_choice, check_positive, image_hw
@@ -365,10 +366,17 @@ def _select(images: torch.Tensor, depth: Optional[torch.Tensor], mode: Optional[
 
 
 class _RasterizerBase(_Configured):
-    def _rasterize(self, mesh: Mesh, mode: Optional[str], **modes) -> torch.Tensor:
+    def _rasterize(self, mesh: Mesh, mode: Optional[str], outputs=None, vertex_normals=None, **modes):
         check_choice(mode, "mode", RENDER_MODES)
         c = self.config
         h, w = image_hw(c.image_size)
+        if outputs is not None:
+            if c.anti_aliasing:
+                raise ValueError("outputs= needs anti_aliasing=False (face indices cannot be averaged)")
+            return soft_rasterize(
+                mesh.face_vertices, mesh.face_textures, (h, w), c.background_color, c.near, c.far, c.fill_back,
+                c.eps, texture_type=mesh.texture_type, outputs=outputs, vertex_normals=vertex_normals, **modes,
+            )
         scale = 2 if c.anti_aliasing else 1
         out = soft_rasterize(
             mesh.face_vertices,
@@ -418,12 +426,14 @@ class SoftRasterizer(_RasterizerBase):
             sigma_val, dist_func, dist_eps, gamma_val, aggr_func_rgb, aggr_func_alpha, texture_type,
         )
 
-    def forward(self, mesh: Mesh, mode: Optional[str] = None) -> torch.Tensor:
+    def forward(self, mesh: Mesh, mode: Optional[str] = None, *, outputs=None, vertex_normals=None):
+        """``outputs``: names from :data:`taichi_softras.ops.rasterize.OUTPUTS`; then a
+        :class:`~taichi_softras.ops.rasterize.RasterOutputs` is returned instead of ``mode``'s image."""
         c = self.config
         if mesh.texture_type != c.texture_type:
             raise ValueError(f"the mesh's texture_type {mesh.texture_type!r} differs from the rasterizer's texture_type {c.texture_type!r}")
         return self._rasterize(
-            mesh, mode, sigma_val=c.sigma_val, dist_func=c.dist_func, dist_eps=c.dist_eps, gamma_val=c.gamma_val,
+            mesh, mode, outputs, vertex_normals, sigma_val=c.sigma_val, dist_func=c.dist_func, dist_eps=c.dist_eps, gamma_val=c.gamma_val,
             aggr_func_rgb=c.aggr_func_rgb, aggr_func_alpha=c.aggr_func_alpha,
         )
 
@@ -445,8 +455,8 @@ class Rasterizer(_RasterizerBase):
         super().__init__()
         self.config = RasterizerConfig(image_size, background_color, near, far, anti_aliasing, fill_back, eps)
 
-    def forward(self, mesh: Mesh, mode: Optional[str] = None) -> torch.Tensor:
-        return self._rasterize(mesh, mode, dist_func="hard", aggr_func_rgb="hard", aggr_func_alpha="hard")
+    def forward(self, mesh: Mesh, mode: Optional[str] = None, *, outputs=None, vertex_normals=None):
+        return self._rasterize(mesh, mode, outputs, vertex_normals, dist_func="hard", aggr_func_rgb="hard", aggr_func_alpha="hard")
 
 
 # --- renderers ------------------------------------------------------------------------------
@@ -468,12 +478,18 @@ class _RendererBase(nn.Module):
         if isinstance(self.rasterizer, SoftRasterizer):
             self.rasterizer.texture_type = mode
 
-    def render_mesh(self, mesh: Mesh, mode: Optional[str] = None) -> torch.Tensor:
+    def render_mesh(self, mesh: Mesh, mode: Optional[str] = None, *, outputs=None):
         """Light, transform and rasterize a world-space Mesh (left unchanged). See
-        :class:`SoftRasterizer` for the outputs of each ``mode`` (None | 'rgb' | 'silhouettes' | 'depth')."""
+        :class:`SoftRasterizer` for the outputs of each ``mode`` (None | 'rgb' | 'silhouettes' | 'depth').
+        ``outputs=[...]`` (e.g. ``["depth", "face_index", "normals"]``) returns a ``RasterOutputs``;
+        'normals' are the mesh's world-space vertex normals, interpolated."""
         check_choice(mode, "mode", RENDER_MODES)
         self.set_texture_mode(mesh.texture_type)
-        return self.rasterizer(self.transform(self.lighting(mesh)), mode)
+        screen = self.transform(self.lighting(mesh))
+        if outputs is None:
+            return self.rasterizer(screen, mode)
+        vn = face_vertices(mesh.vertex_normals, mesh.faces) if "normals" in outputs else None
+        return self.rasterizer(screen, mode, outputs=outputs, vertex_normals=vn)
 
     def forward(self, vertices, faces=None, textures=None, mode: Optional[str] = None, texture_type: str = "surface") -> torch.Tensor:
         """Render ``vertices (B, N, 3)``, ``faces (B, F, 3)`` and optional textures (white when

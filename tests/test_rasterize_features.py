@@ -227,3 +227,22 @@ def test_join_meshes_renders_each_mesh_as_alone():
         assert (together[i] - alone[0]).abs().max() < 1e-5
     with pytest.raises(ValueError, match="texture"):
         join_meshes([meshes[0], sr.Mesh.from_obj(sr.DATA_DIR / "sphere_642.obj", texture_res=2)])
+
+
+def test_renderer_outputs_keyword():
+    renderer = sr.SoftRenderer(image_size=32, camera_mode="look_at", sigma_val=1e-4)
+    renderer.transform.set_eyes_from_angles(2.732, 30.0, -45.0)
+    mesh = sr.Mesh.from_obj(sr.DATA_DIR / "sphere_642.obj")
+    out = renderer.render_mesh(mesh, outputs=["depth", "face_index", "normals"])
+    assert isinstance(out, RasterOutputs)
+    plain = renderer.render_mesh(mesh)
+    covered = out.face_index >= 0
+    assert covered.float().mean() > 0.2
+    # World-space unit normals of a sphere point away from its centre: towards the eye on visible pixels.
+    eye = torch.tensor(sr.get_points_from_angles(2.732, 30.0, -45.0))
+    facing = torch.einsum("bchw,c->bhw", out.normals, eye / eye.norm())
+    assert (facing[covered] > 0.3).float().mean() > 0.95
+    assert plain.shape == (1, 4, 32, 32)
+    aa = sr.SoftRenderer(image_size=32, anti_aliasing=True, camera_mode="look_at")
+    with pytest.raises(ValueError, match="anti_aliasing"):
+        aa.render_mesh(mesh, outputs=["depth"])
