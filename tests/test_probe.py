@@ -231,3 +231,20 @@ def test_cuda_matches_reference(device):
         o, d, a, r, v = (t.to(device) if isinstance(t, torch.Tensor) else t for t in _scene(seed, torch.float32, pinhole))
         ours = _check_agreement((o, d, a, r, v))
         assert ours.value.device.type == "cuda"
+
+
+def test_grid_path_rays_inside_and_axis_aligned():
+    """Arbitrary rays (3D grid walk): origins inside the anchor cloud, directions along the axes
+    (zero components) and diagonal, anchors on both sides of the origins, radii spanning cells."""
+    g = torch.Generator().manual_seed(11)
+    origins = torch.rand(2, 60, 3, generator=g, dtype=torch.float64) - 0.5
+    axes = torch.eye(3, dtype=torch.float64)
+    directions = torch.cat([axes, -axes, F.normalize(torch.ones(1, 3, dtype=torch.float64), dim=-1),
+                            F.normalize(torch.randn(53, 3, generator=g, dtype=torch.float64), dim=-1)])
+    directions = directions[None].expand(2, -1, -1).contiguous()
+    anchors = torch.rand(2, 700, 3, generator=g, dtype=torch.float64) - 0.5
+    values = torch.rand(2, 700, generator=g, dtype=torch.float64)
+    radius = 0.01 + 0.2 * torch.rand(2, 700, generator=g, dtype=torch.float64) ** 4
+    _check_agreement((origins, directions, anchors, radius, values))
+    labels = (torch.rand(2, 60, generator=g) > 0.5, torch.rand(2, 700, generator=g) > 0.5)
+    _check_agreement((origins, directions, anchors, radius, values), ray_labels=labels[0], anchor_labels=labels[1])

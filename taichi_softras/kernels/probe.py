@@ -11,6 +11,7 @@ b * n_anchors + j; ``argmax`` holds flat anchor indices (-1 for none).
 Cost (B batch elements, R rays, N anchors, T tiles per element, P = sum of tiles covered per anchor):
 ``count_tiles``/``fill_tiles`` O(P) integer work; ``find_argmax`` O(sum over rays of the anchors in
 their tile), i.e. ~ (ray, anchor) hits for pinhole rays, O(R N) for rays without a tile (tile -1);
+``find_argmax_grid`` O(sum over rays of the cells crossed (<= 3 G) and the anchors listed in them);
 ``gather`` O(B R). Memory: the tile lists, O(P + B T) int32. ``find_argmax`` is forward-only (max
 pooling's Taichi autodiff is wrong, DESIGN.md §3); gradients come from ``gather.grad``.
 """
@@ -19,26 +20,44 @@ import taichi as ti
 
 
 @ti.kernel
-def count_tiles(tile_box: ti.types.ndarray(), tiles_per_batch: ti.i32, n_anchors: ti.i32, grid_w: ti.i32,
-                counts: ti.types.ndarray()):
-    """counts[b T + tile] += 1 for every tile in each anchor's inclusive box (tx0, tx1, ty0, ty1)."""
+def count_tiles(tile_box: ti.types.ndarray(), tiles_per_batch: ti.i32, n_anchors: ti.i32, grid_x: ti.i32,
+                grid_y: ti.i32, counts: ti.types.ndarray()):
+    """counts[b T + tile] += 1 for every tile (cell) in each anchor's inclusive box
+    (x0, x1, y0, y1, z0, z1); tile = (z grid_y + y) grid_x + x (screen tiles: z0 = z1 = 0)."""
     for a in range(tile_box.shape[0]):
         base = (a // n_anchors) * tiles_per_batch
-        for ty in range(tile_box[a, 2], tile_box[a, 3] + 1):
-            for tx in range(tile_box[a, 0], tile_box[a, 1] + 1):
-                ti.atomic_add(counts[base + ty * grid_w + tx], 1)
+        for z in range(tile_box[a, 4], tile_box[a, 5] + 1):
+            for y in range(tile_box[a, 2], tile_box[a, 3] + 1):
+                for x in range(tile_box[a, 0], tile_box[a, 1] + 1):
+                    ti.atomic_add(counts[base + (z * grid_y + y) * grid_x + x], 1)
 
 
 @ti.kernel
-def fill_tiles(tile_box: ti.types.ndarray(), tiles_per_batch: ti.i32, n_anchors: ti.i32, grid_w: ti.i32,
-               offsets: ti.types.ndarray(), cursor: ti.types.ndarray(), lists: ti.types.ndarray()):
+def fill_tiles(tile_box: ti.types.ndarray(), tiles_per_batch: ti.i32, n_anchors: ti.i32, grid_x: ti.i32,
+               grid_y: ti.i32, offsets: ti.types.ndarray(), cursor: ti.types.ndarray(), lists: ti.types.ndarray()):
     """Write each anchor's flat index into the lists of its tiles (order within a tile is arbitrary)."""
     for a in range(tile_box.shape[0]):
         base = (a // n_anchors) * tiles_per_batch
-        for ty in range(tile_box[a, 2], tile_box[a, 3] + 1):
-            for tx in range(tile_box[a, 0], tile_box[a, 1] + 1):
-                tile = base + ty * grid_w + tx
-                lists[offsets[tile] + ti.atomic_add(cursor[tile], 1)] = a
+        for z in range(tile_box[a, 4], tile_box[a, 5] + 1):
+            for y in range(tile_box[a, 2], tile_box[a, 3] + 1):
+                for x in range(tile_box[a, 0], tile_box[a, 1] + 1):
+                    tile = base + (z * grid_y + y) * grid_x + x
+                    lists[offsets[tile] + ti.atomic_add(cursor[tile], 1)] = a
+
+
+@ti.func
+def ray_hits(origins: ti.template(), directions: ti.template(), anchors: ti.template(), radius: ti.template(),
+             i, a):
+    """(t, hit): the anchor's distance along ray i and whether the ray passes within its radius in
+    front of the origin."""
+    qx = anchors[a, 0] - origins[i, 0]
+    qy = anchors[a, 1] - origins[i, 1]
+    qz = anchors[a, 2] - origins[i, 2]
+    t = qx * directions[i, 0] + qy * directions[i, 1] + qz * directions[i, 2]
+    px = qx - t * directions[i, 0]
+    py = qy - t * directions[i, 1]
+    pz = qz - t * directions[i, 2]
+    return t, t > 0 and px * px + py * py + pz * pz < radius[a] * radius[a]
 
 
 @ti.kernel
@@ -71,19 +90,94 @@ def find_argmax(origins: ti.types.ndarray(), directions: ti.types.ndarray(), anc
             if ti.static(use_labels):
                 keep = ray_label[i] == anchor_label[a]
             if keep:
-                qx = anchors[a, 0] - origins[i, 0]
-                qy = anchors[a, 1] - origins[i, 1]
-                qz = anchors[a, 2] - origins[i, 2]
-                t = qx * directions[i, 0] + qy * directions[i, 1] + qz * directions[i, 2]
-                px = qx - t * directions[i, 0]
-                py = qy - t * directions[i, 1]
-                pz = qz - t * directions[i, 2]
-                if t > 0 and px * px + py * py + pz * pz < radius[a] * radius[a]:
+                _, hit = ray_hits(origins, directions, anchors, radius, i, a)
+                if hit:
                     hits += 1
                     v = values[a]
                     if best < 0 or v > best_value or (v == best_value and a < best):
                         best = a
                         best_value = v
+        argmax[i] = best
+        count[i] = hits
+
+
+@ti.kernel
+def find_argmax_grid(origins: ti.types.ndarray(), directions: ti.types.ndarray(), anchors: ti.types.ndarray(),
+                     radius: ti.types.ndarray(), values: ti.types.ndarray(), grid_lo: ti.types.ndarray(),
+                     cell: ti.types.ndarray(), grid: ti.i32, offsets: ti.types.ndarray(), lists: ti.types.ndarray(),
+                     ray_label: ti.types.ndarray(), anchor_label: ti.types.ndarray(), use_labels: ti.template(),
+                     n_rays: ti.i32, argmax: ti.types.ndarray(), count: ti.types.ndarray()):
+    """``find_argmax`` for arbitrary rays: each ray walks the cells of a per-batch-element cubic grid
+    (grid³ cells of side cell[b] from grid_lo[b], listing every anchor whose sphere's box meets
+    them) with a 3D DDA. An anchor listed in several cells counts once: in the cell whose stretch
+    of the ray [t_in, t_out) holds the anchor's closest approach t (the stretches partition the ray,
+    the first one open towards the origin, the last one towards infinity)."""
+    for i in range(origins.shape[0]):
+        b = i // n_rays
+        h = cell[b]
+        big = h * 0 + 1e30
+        # slabs: where the ray is inside the grid's box, from t = 0 on
+        t_in = h * 0
+        t_out = big
+        for k in ti.static(range(3)):
+            lo = grid_lo[b, k]
+            hi = lo + grid * h
+            if directions[i, k] != 0:
+                t0 = (lo - origins[i, k]) / directions[i, k]
+                t1 = (hi - origins[i, k]) / directions[i, k]
+                t_in = ti.max(t_in, ti.min(t0, t1))
+                t_out = ti.min(t_out, ti.max(t0, t1))
+            elif origins[i, k] < lo or origins[i, k] > hi:
+                t_out = -big
+        best = -1
+        best_value = values[0] * 0
+        hits = 0
+        if t_in <= t_out:
+            c = ti.Vector([0, 0, 0])
+            step = ti.Vector([0, 0, 0])
+            t_next = ti.Vector([big, big, big])
+            t_delta = ti.Vector([big, big, big])
+            for k in ti.static(range(3)):
+                pos = (origins[i, k] + t_in * directions[i, k] - grid_lo[b, k]) / h
+                c[k] = ti.min(ti.max(ti.cast(ti.floor(pos), ti.i32), 0), grid - 1)
+                if directions[i, k] > 0:
+                    step[k] = 1
+                    t_delta[k] = h / directions[i, k]
+                    t_next[k] = (grid_lo[b, k] + (c[k] + 1) * h - origins[i, k]) / directions[i, k]
+                elif directions[i, k] < 0:
+                    step[k] = -1
+                    t_delta[k] = -h / directions[i, k]
+                    t_next[k] = (grid_lo[b, k] + c[k] * h - origins[i, k]) / directions[i, k]
+            t_cur = -big  # the first stretch is open towards the origin
+            for _ in range(3 * grid + 3):
+                axis = 0
+                if t_next[1] < t_next[axis]:
+                    axis = 1
+                if t_next[2] < t_next[axis]:
+                    axis = 2
+                t_end = t_next[axis]
+                last = c[axis] + step[axis] < 0 or c[axis] + step[axis] >= grid or t_end >= t_out
+                if last:
+                    t_end = big
+                tile = b * grid * grid * grid + (c[2] * grid + c[1]) * grid + c[0]
+                for k in range(offsets[tile], offsets[tile + 1]):
+                    a = lists[k]
+                    keep = 1
+                    if ti.static(use_labels):
+                        keep = ray_label[i] == anchor_label[a]
+                    if keep:
+                        t, hit = ray_hits(origins, directions, anchors, radius, i, a)
+                        if hit and t >= t_cur and t < t_end:
+                            hits += 1
+                            v = values[a]
+                            if best < 0 or v > best_value or (v == best_value and a < best):
+                                best = a
+                                best_value = v
+                if last:
+                    break
+                t_cur = t_end
+                c[axis] += step[axis]
+                t_next[axis] += t_delta[axis]
         argmax[i] = best
         count[i] = hits
 

@@ -8,8 +8,9 @@ as max pooling does), through Taichi autodiff of a gather.
 
 Binning: when all rays of a batch element share one origin (a pinhole), anchors are binned into
 tiles of a screen plane perpendicular to the mean ray direction (each anchor's sphere covers a
-box of tangent coordinates), so cost follows (ray, anchor) hits. Rays of other layouts, and rays
-more than ~78 degrees off the mean direction, test every anchor of their batch element: O(R N).
+box of tangent coordinates), so cost follows (ray, anchor) hits; rays more than ~78 degrees off
+the mean direction test every anchor of their batch element. Rays of other layouts walk a 3D grid
+of cells over the anchors (a DDA), so cost follows the cells they cross and the anchors listed there.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ _MIN_AXIS_COS = 0.2
 #: Rays per screen tile aimed at by the binning (tiles per side are capped at _MAX_GRID).
 _RAYS_PER_TILE = 4
 _MAX_GRID = 128
+#: Anchors per cell aimed at by the 3D grid of arbitrary rays (cells per side capped at _MAX_GRID_3D).
+_ANCHORS_PER_CELL = 2
+_MAX_GRID_3D = 64
 #: Directions must have | |d| - 1 | <= this.
 _UNIT_TOL = 1e-4
 
@@ -115,8 +119,8 @@ def _cone_interval(q_side: torch.Tensor, q_axis: torch.Tensor, radius: torch.Ten
 def _bin_pinhole(origins, directions, anchors, radius):
     """Screen-tile binning for pinhole rays (torch, float64 geometry; integer work in Taichi).
 
-    Returns ``(ray_tile (B*R,) int32, tile_box (B*N, 4) int32, grid)`` or None when some batch
-    element's rays do not share one origin.
+    Returns ``(ray_tile (B*R,) int32, tile_box (B*N, 6) int32, grid)`` (grid x grid tiles, boxes
+    with z0 = z1 = 0) or None when some batch element's rays do not share one origin.
     """
     b, r = origins.shape[:2]
     eye = origins[:, :1]
@@ -160,11 +164,49 @@ def _bin_pinhole(origins, directions, anchors, radius):
     u0, u1 = u0 - pad * (1 + u0.abs()), u1 + pad * (1 + u1.abs())
     v0, v1 = v0 - pad * (1 + v0.abs()), v1 + pad * (1 + v1.abs())
     misses = (u1 < lo_u) | (u0 > hi_u) | (v1 < lo_v) | (v0 > hi_v)
-    box = torch.stack((cell(u0, lo_u, size_u), cell(u1, lo_u, size_u), cell(v0, lo_v, size_v), cell(v1, lo_v, size_v)), -1)
+    zero = torch.zeros_like(ray_tile[:1, :1]).expand_as(u0)
+    box = torch.stack((cell(u0, lo_u, size_u), cell(u1, lo_u, size_u), cell(v0, lo_v, size_v), cell(v1, lo_v, size_v), zero, zero), -1)
     straddles = ~in_front & ~behind  # the sphere contains points on both sides of the eye plane
-    box[straddles] = torch.tensor([0, grid - 1, 0, grid - 1], device=box.device)
-    box[behind | (in_front & misses)] = torch.tensor([1, 0, 1, 0], device=box.device)  # empty
-    return ray_tile.reshape(-1).int().contiguous(), box.reshape(-1, 4).int().contiguous(), grid
+    box[straddles] = torch.tensor([0, grid - 1, 0, grid - 1, 0, 0], device=box.device)
+    box[behind | (in_front & misses)] = torch.tensor([1, 0, 1, 0, 0, 0], device=box.device)  # empty
+    return ray_tile.reshape(-1).int().contiguous(), box.reshape(-1, 6).int().contiguous(), grid
+
+
+def _bin_grid(anchors, radius):
+    """Cubic 3D grid per batch element over the anchors' spheres, for arbitrary rays: its corner
+    ``(B, 3)``, cell side ``(B,)`` (both in the anchors' dtype), cells per side and the cell box
+    ``(B*N, 6)`` int32 of each anchor's sphere (padded so rounding never drops a cell)."""
+    b, n = anchors.shape[:2]
+    c, rad = anchors.double(), radius.double()[..., None]
+    lo, hi = (c - rad).amin(1), (c + rad).amax(1)
+    extent = (hi - lo).amax(1).clamp(min=1e-9)
+    lo = lo - 1e-4 * extent[:, None]
+    extent = extent * (1 + 2e-4)
+    grid = max(1, min(_MAX_GRID_3D, round((n / _ANCHORS_PER_CELL) ** (1 / 3))))
+    size = extent / grid
+    pad = 1e-4 * size[:, None, None]
+    lo_cell = torch.floor((c - rad - lo[:, None] - pad) / size[:, None, None]).clamp(0, grid - 1)
+    hi_cell = torch.floor((c + rad - lo[:, None] + pad) / size[:, None, None]).clamp(0, grid - 1)
+    box = torch.stack((lo_cell, hi_cell), -1).reshape(b * n, 6).int().contiguous()
+    return lo.to(anchors.dtype).contiguous(), size.to(anchors.dtype).contiguous(), grid, box
+
+
+def _bin_anchors(tile_box, tiles, n, grid_x, grid_y, b, dev):
+    """Per-tile anchor lists from the anchors' tile boxes: offsets ``(b*tiles + 1,)`` and lists."""
+    from ..kernels import probe as K
+
+    i32 = dict(dtype=torch.int32, device=dev)
+    counts = torch.zeros(b * tiles, **i32)
+    runtime.torch_to_taichi_sync(dev)
+    K.count_tiles(tile_box, tiles, n, grid_x, grid_y, counts)
+    runtime.taichi_to_torch_sync(dev)
+    offsets = torch.zeros(b * tiles + 1, **i32)
+    torch.cumsum(counts, 0, out=offsets[1:])
+    lists = torch.empty(max(1, int(offsets[-1])), **i32)
+    cursor = torch.zeros(b * tiles, **i32)
+    runtime.torch_to_taichi_sync(dev)
+    K.fill_tiles(tile_box, tiles, n, grid_x, grid_y, offsets, cursor, lists)
+    return offsets, lists
 
 
 def _find_argmax(origins, directions, anchors, radius, values, ray_labels, anchor_labels):
@@ -176,22 +218,12 @@ def _find_argmax(origins, directions, anchors, radius, values, ray_labels, ancho
     dev = origins.device
     i32 = dict(dtype=torch.int32, device=dev)
     binned = _bin_pinhole(origins, directions, anchors, radius)
-    if binned is None:
-        ray_tile, tiles, grid = torch.full((b * r,), -1, **i32), 1, 1
-        offsets = lists = torch.zeros(1, **i32)
-    else:
+    if binned is not None:
         ray_tile, tile_box, grid = binned
-        tiles = grid * grid
-        counts = torch.zeros(b * tiles, **i32)
-        runtime.torch_to_taichi_sync(dev)
-        K.count_tiles(tile_box, tiles, n, grid, counts)
-        runtime.taichi_to_torch_sync(dev)
-        offsets = torch.zeros(b * tiles + 1, **i32)
-        torch.cumsum(counts, 0, out=offsets[1:])
-        lists = torch.empty(max(1, int(offsets[-1])), **i32)
-        cursor = torch.zeros(b * tiles, **i32)
-        runtime.torch_to_taichi_sync(dev)
-        K.fill_tiles(tile_box, tiles, n, grid, offsets, cursor, lists)
+        offsets, lists = _bin_anchors(tile_box, grid * grid, n, grid, grid, b, dev)
+    else:
+        grid_lo, cell, grid, tile_box = _bin_grid(anchors, radius)
+        offsets, lists = _bin_anchors(tile_box, grid**3, n, grid, grid, b, dev)
     use_labels = ray_labels is not None
     if use_labels:
         ray_labels = ray_labels.reshape(-1).to(torch.int32).contiguous()
@@ -200,12 +232,13 @@ def _find_argmax(origins, directions, anchors, radius, values, ray_labels, ancho
         ray_labels = anchor_labels = torch.zeros(1, **i32)
     argmax = torch.empty(b * r, **i32)
     count = torch.empty(b * r, **i32)
+    flat = (origins.reshape(-1, 3).contiguous(), directions.reshape(-1, 3).contiguous(), anchors.reshape(-1, 3).contiguous(),
+            radius.reshape(-1).contiguous(), values.detach().reshape(-1).contiguous())
     runtime.torch_to_taichi_sync(dev)
-    K.find_argmax(
-        origins.reshape(-1, 3).contiguous(), directions.reshape(-1, 3).contiguous(), anchors.reshape(-1, 3).contiguous(),
-        radius.reshape(-1).contiguous(), values.detach().reshape(-1).contiguous(), ray_tile, offsets, lists,
-        ray_labels, anchor_labels, use_labels, r, n, tiles, argmax, count,
-    )
+    if binned is not None:
+        K.find_argmax(*flat, ray_tile, offsets, lists, ray_labels, anchor_labels, use_labels, r, n, grid * grid, argmax, count)
+    else:
+        K.find_argmax_grid(*flat, grid_lo, cell, grid, offsets, lists, ray_labels, anchor_labels, use_labels, r, argmax, count)
     runtime.taichi_to_torch_sync(dev)
     return argmax, count
 
