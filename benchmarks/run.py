@@ -179,7 +179,11 @@ def measure_side(c: Case, row: Row, device, scenes: dict, p3d_version) -> None:
     """The peers of one case (run after all of ours, so their memory does not pollute our RSS)."""
     fv, tex = scenes[c.scene]
     if c.peer and p3d_version:
-        row.peer = _with_rss(lambda: _peer(c, fv, tex, row.max_faces_per_pixel, device))
+        try:
+            row.peer = _with_rss(lambda: _peer(c, fv, tex, row.max_faces_per_pixel, device))
+        except Exception as e:  # e.g. the CPU-only wheel given CUDA tensors: note it, keep going
+            row.peer = {"skipped": f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"}
+            print(f"note: PyTorch3D skipped for {c}: {row.peer['skipped']}")
     if c.ref:
         row.ref = _with_rss(lambda: _reference(c, fv, tex))
 
