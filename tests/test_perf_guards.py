@@ -166,3 +166,29 @@ def test_no_memory_growth_over_1000_calls():
     assert growth < 8 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB over 1,000 calls"
     assert (engine_for(torch.float32).pool.allocations, engine_for(torch.float32, grad=False).pool.allocations) == allocations
     assert _changed(compiled, _compiled()) == []
+
+
+@pytest.mark.parametrize("size, sigma", [(32, 1e-5), (40, 1e-3), (24, 3e-2)])
+def test_benchmark_covered_pair_count_matches_reference(size, sigma):
+    """The harness's ns/pair rests on ``benchmarks.common.covered_pairs``: hold it to the reference."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    try:
+        from benchmarks.common import covered_pairs
+    finally:
+        sys.path.pop(0)
+    from taichi_softras.ops.settings import parse_rasterize_args
+    from taichi_softras.reference.rasterize import _fragments, _pixel_grid
+
+    fv, tex = _scene(2, batch=2)
+    fv[1, :, :, :2] *= 0.5  # two different images
+    s = parse_rasterize_args(fv, tex, size, (0, 0, 0), 1, 100, True, 1e-3, sigma, "euclidean", 1e-4, 1e-4,
+                             "softmax", "prod", "surface")
+    px, py = _pixel_grid(s, fv.double())
+    keep = _fragments(fv.double(), s, px, py)["keep"]  # (B, F, P)
+    pairs, kmax, exact = covered_pairs(fv, size, sigma, 1e-4)
+    assert exact and pairs == int(keep.sum()) and kmax == int(keep.sum(1).max())
+    approx, _, exact = covered_pairs(fv, size, sigma, 1e-4, budget=max(pairs // 4, 1))
+    assert not exact and abs(approx - pairs) < 0.25 * pairs
