@@ -4,7 +4,6 @@ marching-cubes extraction, voxel IoU, and a few steps of the end-to-end demo."""
 import json
 import math
 import pathlib
-import sys
 
 import pytest
 import torch
