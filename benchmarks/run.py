@@ -1,6 +1,6 @@
 """Issue-7 benchmark harness: taichi_softras vs PyTorch3D and the dense reference, in one run.
 
-    python -m benchmarks.run [--device cpu|cuda] [--quick] [--out results.json] [--fig results.png]
+    python -m benchmarks.run [--device cpu|cuda] [--quick] [--out results.json] [--fig results.png] [--profile]
 
 Prints markdown tables (and the device / versions they were measured with), writes every number to
 JSON and a log-log figure (time vs faces, time vs pixels, time vs covered pairs). See
@@ -109,6 +109,7 @@ class Row:
     rss_mb: float = math.nan  # process RSS after the case
     peer: dict = field(default_factory=dict)
     ref: dict = field(default_factory=dict)
+    kernel_ms: dict = field(default_factory=dict)  # --profile: Taichi kernel profiler, one fwd+bwd
 
 
 def _scene(key: str, device):
@@ -137,7 +138,27 @@ def _pool_bytes(dtype) -> int:
     return total
 
 
-def measure(c: Case, device, scenes: dict, p3d_version, budget: float) -> Row:
+def _kernel_profile(fn) -> dict:
+    """ms per Taichi kernel (forward and ``reverse_grad`` apart) over one ``fn()``; needs
+    TI_KERNEL_PROFILER=1 before Taichi starts (``--profile``). Reads the profiler's records."""
+    import re
+
+    import taichi as ti
+    from taichi.profiler.kernel_profiler import get_default_kernel_profiler
+
+    ti.profiler.clear_kernel_profiler_info()
+    fn()
+    prof = get_default_kernel_profiler()
+    prof._update_records()
+    agg: dict = {}
+    for r in prof._traced_records:
+        name = re.sub(r"_c\d+_\d+", "", r.name)
+        name = re.sub(r"_kernel_\d+_\w+$", "", name).replace("_reverse_grad", ".grad")
+        agg[name] = agg.get(name, 0.0) + r.kernel_time
+    return dict(sorted(agg.items(), key=lambda kv: -kv[1]))
+
+
+def measure(c: Case, device, scenes: dict, p3d_version, budget: float, profile: bool = False) -> Row:
     if c.scene not in scenes:
         scenes[c.scene] = _scene(c.scene, device)
     fv, tex = scenes[c.scene]
@@ -158,6 +179,8 @@ def measure(c: Case, device, scenes: dict, p3d_version, budget: float) -> Row:
     common.fwd_bwd(fv, tex, **kw)()
     common.fwd(fv, tex, **kw)()
     row.recompiled_on_repeat = common.recompiled(before, common.compiled_kernel_objects())
+    if profile:
+        row.kernel_ms = _kernel_profile(common.fwd_bwd(fv, tex, **kw))
 
     # Memory: Taichi's pools, torch's allocator on an untimed steady call, process RSS over the case.
     row.taichi_pool_mb = _pool_bytes(fv.dtype) / 2**20
@@ -296,6 +319,15 @@ def tables(meta: dict, rows: list[Row]) -> str:
                 f"{_ratio(p_ms, r.fb_ms)} | "
                 f"{_fmt(p.get('torch_peak_mb'), '.0f')} / {_mb(p.get('rss_peak_growth_mb'))} | {_fmt(f_ms, '.0f')} | "
                 f"{_ratio(f_ms, r.fb_ms)} |")
+    prof = [r for r in rows if r.kernel_ms]
+    if prof:
+        out += ["", "Taichi kernel profiler, one fwd+bwd (ms; `.grad` = reverse pass; top 6 kernels):", "",
+                "| scene (faces) | image | σ | fwd+bwd ms (timed) | kernels total ms | top kernels |", "|---|---|---|---|---|---|"]
+        for r in prof:
+            c = r.case
+            top = ", ".join(f"{k} {v:.1f}" for k, v in list(r.kernel_ms.items())[:6])
+            out.append(f"| {_label(Case(**c), r.faces, r.batch)} | {c['size']}² | {c['sigma']:.0e} | {_fmt(r.fb_ms)} | "
+                       f"{sum(r.kernel_ms.values()):.1f} | {top} |")
     return "\n".join(out)
 
 
@@ -346,7 +378,12 @@ def main(argv=None) -> None:
     p.add_argument("--quick", action="store_true", help="a small subset (< 2 min on 2 idle cores)")
     p.add_argument("--out", default="benchmark_results.json", help="JSON output path")
     p.add_argument("--fig", default=None, help="figure path (default: --out with .png)")
+    p.add_argument("--profile", action="store_true",
+                   help="also record Taichi's kernel profiler over one fwd+bwd per case (sets TI_KERNEL_PROFILER=1; "
+                        "the profiler's syncs slow the timed calls a little)")
     a = p.parse_args(argv)
+    if a.profile:
+        os.environ["TI_KERNEL_PROFILER"] = "1"  # read by ti.init, which runs lazily at the first op
     dev = torch.device(a.device)
     t0 = time.perf_counter()
     p3d = peer_pytorch3d.available()
@@ -357,7 +394,7 @@ def main(argv=None) -> None:
     rows, scenes = [], {}
     todo = cases(a.quick)
     for c in todo:
-        r = measure(c, dev, scenes, p3d, budget=1.5 if a.quick else 3.0)
+        r = measure(c, dev, scenes, p3d, budget=1.5 if a.quick else 3.0, profile=a.profile)
         print(f"  {_label(c, r.faces, r.batch)} {c.size}² σ={c.sigma:.0e}: fwd+bwd {r.fb_ms:.1f} ms, "
               f"{r.covered_pairs:,} pairs, {r.ns_per_pair_fb:.0f} ns/pair", flush=True)
         rows.append(r)
@@ -372,7 +409,7 @@ def main(argv=None) -> None:
         device=a.device, device_desc=common.machine(dev), pytorch3d=p3d, torch=torch.__version__,
         taichi=".".join(map(str, __import__("taichi").__version__)), torch_threads=torch.get_num_threads(),
         omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"), quick=a.quick,
-        offline_cache=os.environ.get("TAICHI_SOFTRAS_OFFLINE_CACHE", "1"),
+        offline_cache=os.environ.get("TAICHI_SOFTRAS_OFFLINE_CACHE", "1"), kernel_profiler=a.profile,
         date=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), loadavg_start=load0, loadavg_end=load1,
         wall_s=time.perf_counter() - t0,
     )
