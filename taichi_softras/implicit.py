@@ -11,6 +11,7 @@ trained with L = L_sil + λ L_geo:
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Sequence
 
 import numpy as np
@@ -132,6 +133,7 @@ class FieldProber(nn.Module):
         return loss, probed
 
 
+@functools.lru_cache(maxsize=1)
 def _stencil() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The regularizer's stencil in steps of Δ: unique offsets ``(K, 3)`` and, for the sample and
     its 6 axis neighbours (the 7 "centres"), their index ``(7,)`` and the indices of their +Δ e_i and
