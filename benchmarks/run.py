@@ -1,6 +1,7 @@
 """Issue-7 benchmark harness: taichi_softras vs PyTorch3D and the dense reference, in one run.
 
     python -m benchmarks.run [--device cpu|cuda] [--quick] [--out results.json] [--fig results.png] [--profile]
+                             [--only REGEX]
 
 Prints markdown tables (and the device / versions they were measured with), writes every number to
 JSON and a log-log figure (time vs faces, time vs pixels, time vs covered pairs). See
@@ -365,7 +366,8 @@ def figure(rows: list[Row], path: Path, title: str) -> None:
     axes[2].set(xlabel="covered (pixel, face) pairs", ylabel="ms", title="time vs covered pairs")
     for ax in axes:
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -378,6 +380,8 @@ def main(argv=None) -> None:
     p.add_argument("--quick", action="store_true", help="a small subset (< 2 min on 2 idle cores)")
     p.add_argument("--out", default="benchmark_results.json", help="JSON output path")
     p.add_argument("--fig", default=None, help="figure path (default: --out with .png)")
+    p.add_argument("--only", default=None, metavar="REGEX",
+                   help="run only the cases whose 'scene size sigma' matches, e.g. 'spot 256' or 'ico[67] 512'")
     p.add_argument("--profile", action="store_true",
                    help="also record Taichi's kernel profiler over one fwd+bwd per case (sets TI_KERNEL_PROFILER=1; "
                         "the profiler's syncs slow the timed calls a little)")
@@ -393,6 +397,10 @@ def main(argv=None) -> None:
         load0 = " ".join(fh.read().split()[:3])
     rows, scenes = [], {}
     todo = cases(a.quick)
+    if a.only:
+        import re
+
+        todo = [c for c in todo if re.search(a.only, f"{c.scene} {c.size} {c.sigma:.0e}")]
     for c in todo:
         r = measure(c, dev, scenes, p3d, budget=1.5 if a.quick else 3.0, profile=a.profile)
         print(f"  {_label(c, r.faces, r.batch)} {c.size}² σ={c.sigma:.0e}: fwd+bwd {r.fb_ms:.1f} ms, "
