@@ -17,3 +17,6 @@ DATA_DIR = _pathlib.Path(__file__).parent / "data"
 
 from .ops.rasterize import soft_rasterize
 from .api import *  # noqa: E402,F401,F403  (SoftRas-compatible names: Mesh, SoftRenderer, functional, ...)
+from . import implicit, sampling  # noqa: E402  (implicit surfaces: probing losses, regularizer, extraction)
+from .implicit import FieldProber  # noqa: E402
+from .ops.probe import probe_rays, probe_view  # noqa: E402

@@ -1,9 +1,12 @@
 import os
 
-import pytest
-import torch
+# torch's idle OpenMP threads otherwise spin against Taichi's kernels (read when OpenMP starts).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from taichi_softras import runtime
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from taichi_softras import runtime  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
