@@ -285,7 +285,7 @@ def _mb(x):
 
 def tables(meta: dict, rows: list[Row]) -> str:
     out = [f"# taichi_softras benchmarks — {meta['device_desc']}", "",
-           f"{meta['date']}; PyTorch3D {meta['pytorch3d'] or 'not installed (peer skipped)'}; "
+           f"{meta['date']}, commit {meta.get('git', '?')}; PyTorch3D {meta['pytorch3d'] or 'not installed (peer skipped)'}; "
            f"torch threads {meta['torch_threads']}, OMP_WAIT_POLICY={meta['omp_wait_policy']}; "
            f"load average {meta['loadavg_start']} at start, {meta['loadavg_end']} at end; "
            f"{'--quick' if meta['quick'] else 'full'} run, {meta['wall_s']:.0f} s.", "",
@@ -374,6 +374,21 @@ def figure(rows: list[Row], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def _git_state() -> str:
+    """HEAD's short hash, with '+dirty' if the rasterizer's own files differ from it."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "taichi_softras/kernels", "taichi_softras/ops"],
+                               cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -419,6 +434,7 @@ def main(argv=None) -> None:
         omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"), quick=a.quick,
         offline_cache=os.environ.get("TAICHI_SOFTRAS_OFFLINE_CACHE", "1"), kernel_profiler=a.profile,
         date=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), loadavg_start=load0, loadavg_end=load1,
+        git=_git_state(),
         wall_s=time.perf_counter() - t0,
     )
     text = tables(meta, rows)
