@@ -190,17 +190,3 @@ def gather(values: ti.template(), argmax: ti.template(), out: ti.template(), n: 
         a = argmax[i]
         if a >= 0:
             out[i] = values[a]
-
-
-@ti.kernel
-def load(dst: ti.template(), src: ti.types.ndarray(), n: ti.i32):
-    """dst[:n] = src (a flat tensor) — copies into a grow-only field without matching its shape."""
-    for i in range(n):
-        dst[i] = src[i]
-
-
-@ti.kernel
-def store(src: ti.template(), dst: ti.types.ndarray(), n: ti.i32):
-    """dst = src[:n]."""
-    for i in range(n):
-        dst[i] = src[i]

@@ -24,6 +24,7 @@ sits inside the ``if`` that guards its use, so a zero adjoint never meets an inf
 import taichi as ti
 
 from ..conventions import BARY_SUM_EPS, DET_EPS, Z_CULL
+from .common import load, load_image, store, store_image, zero, zero2  # noqa: F401  (used by ops)
 
 TILE = 8
 
@@ -437,42 +438,3 @@ def auxiliary(
             ex, ey, ez = fv[base + 3] - fv[base + 0], fv[base + 4] - fv[base + 1], fv[base + 5] - fv[base + 2]
             gx, gy, gz = fv[base + 6] - fv[base + 0], fv[base + 7] - fv[base + 1], fv[base + 8] - fv[base + 2]
             aux[p, 6], aux[p, 7], aux[p, 8] = _unit(ey * gz - ez * gy, ez * gx - ex * gz, ex * gy - ey * gx)
-
-
-@ti.kernel
-def zero(x: ti.template(), n: ti.i32):
-    for i in range(n):
-        x[i] = 0
-
-
-@ti.kernel
-def zero2(x: ti.template(), n: ti.i32):
-    for i, k in ti.ndrange(n, x.shape[1]):
-        x[i, k] = 0
-
-
-@ti.kernel
-def load(src: ti.types.ndarray(), dst: ti.template(), n: ti.i32):
-    """dst[:n] = src (a contiguous 1-D view)."""
-    for i in range(n):
-        dst[i] = src[i]
-
-
-@ti.kernel
-def store(src: ti.template(), dst: ti.types.ndarray(), n: ti.i32):
-    for i in range(n):
-        dst[i] = src[i]
-
-
-@ti.kernel
-def store_image(out: ti.template(), img: ti.types.ndarray(), P: ti.i32, c0: ti.i32):
-    """img (B, C, P) <- out[b*P + p, c0 + c]."""
-    for b, c, p in ti.ndrange(img.shape[0], img.shape[1], P):
-        img[b, c, p] = out[b * P + p, c0 + c]
-
-
-@ti.kernel
-def load_image(img: ti.types.ndarray(), out: ti.template(), P: ti.i32, c0: ti.i32):
-    """out[b*P + p, c0 + c] <- img (B, C, P)."""
-    for b, c, p in ti.ndrange(img.shape[0], img.shape[1], P):
-        out[b * P + p, c0 + c] = img[b, c, p]

@@ -263,17 +263,18 @@ class _Gather(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, values: torch.Tensor, argmax: torch.Tensor) -> torch.Tensor:
+        from ..kernels import common as KC
         from ..kernels import probe as K
 
         flat = values.detach().reshape(-1).contiguous()
         vf, af, of = _gather_fields(values.dtype, flat.numel(), argmax.numel())
         runtime.torch_to_taichi_sync(values.device)
-        K.load(vf, flat, flat.numel())
-        K.load(af, argmax, argmax.numel())
+        KC.load(flat, vf, flat.numel())
+        KC.load(argmax, af, argmax.numel())
         of.fill(0)
         K.gather(vf, af, of, argmax.numel())
         out = torch.empty(argmax.numel(), dtype=values.dtype, device=values.device)
-        K.store(of, out, argmax.numel())
+        KC.store(of, out, argmax.numel())
         runtime.taichi_to_torch_sync(values.device)
         ctx.save_for_backward(argmax)
         ctx.values_shape = values.shape
@@ -282,6 +283,7 @@ class _Gather(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out: torch.Tensor):
+        from ..kernels import common as KC
         from ..kernels import probe as K
 
         (argmax,) = ctx.saved_tensors
@@ -289,12 +291,12 @@ class _Gather(torch.autograd.Function):
         grad_out = grad_out.reshape(-1).contiguous()  # e.g. the stride-0 grad of out.sum()
         vf, af, of = _gather_fields(grad_out.dtype, n_values, argmax.numel())
         runtime.torch_to_taichi_sync(grad_out.device)
-        K.load(af, argmax, argmax.numel())
-        K.load(of.grad, grad_out, argmax.numel())
+        KC.load(argmax, af, argmax.numel())
+        KC.load(grad_out, of.grad, argmax.numel())
         vf.grad.fill(0)
         K.gather.grad(vf, af, of, argmax.numel())
         grad_values = torch.empty(n_values, dtype=grad_out.dtype, device=grad_out.device)
-        K.store(vf.grad, grad_values, n_values)
+        KC.store(vf.grad, grad_values, n_values)
         runtime.taichi_to_torch_sync(grad_out.device)
         return grad_values.reshape(ctx.values_shape), None
 

@@ -1,0 +1,42 @@
+"""Copy and clear kernels shared by the ops: flat Taichi fields <-> torch tensors (ndarrays)."""
+
+import taichi as ti
+
+
+@ti.kernel
+def zero(x: ti.template(), n: ti.i32):
+    for i in range(n):
+        x[i] = 0
+
+
+@ti.kernel
+def zero2(x: ti.template(), n: ti.i32):
+    for i, k in ti.ndrange(n, x.shape[1]):
+        x[i, k] = 0
+
+
+@ti.kernel
+def load(src: ti.types.ndarray(), dst: ti.template(), n: ti.i32):
+    """dst[:n] = src (a contiguous 1-D view)."""
+    for i in range(n):
+        dst[i] = src[i]
+
+
+@ti.kernel
+def store(src: ti.template(), dst: ti.types.ndarray(), n: ti.i32):
+    for i in range(n):
+        dst[i] = src[i]
+
+
+@ti.kernel
+def store_image(out: ti.template(), img: ti.types.ndarray(), P: ti.i32, c0: ti.i32):
+    """img (B, C, P) <- out[b*P + p, c0 + c]."""
+    for b, c, p in ti.ndrange(img.shape[0], img.shape[1], P):
+        img[b, c, p] = out[b * P + p, c0 + c]
+
+
+@ti.kernel
+def load_image(img: ti.types.ndarray(), out: ti.template(), P: ti.i32, c0: ti.i32):
+    """out[b*P + p, c0 + c] <- img (B, C, P)."""
+    for b, c, p in ti.ndrange(img.shape[0], img.shape[1], P):
+        out[b * P + p, c0 + c] = img[b, c, p]
