@@ -58,7 +58,7 @@ class Case:
 BATCH = dict(sigma=1e-4, dist_eps=1e-10, rgb="hard")  # SoftRas's reconstruction recipe (DESIGN 7)
 
 
-def cases(quick: bool) -> list[Case]:
+def cases(quick: bool, device: str = "cpu") -> list[Case]:
     if quick:
         return [
             Case("spot", 64, peer=True, tags=("pixels",)),
@@ -83,6 +83,8 @@ def cases(quick: bool) -> list[Case]:
     out += [Case("spot", 256, sigma=s, tags=("sigma",)) for s in (1e-4, 1e-3, 1e-2, 3e-2)]
     out += [Case("spot", 64, sigma=1e-3, peer=True, tags=("sigma64",))]
     out += [Case("batch1", 64, **BATCH, ref=True, tags=("batch",)), Case("batch64", 64, **BATCH, peer=True, tags=("batch",))]
+    if device == "cuda":  # the GPU target is 1024² with ~39k faces: bracket it
+        out += [Case(f"ico{s}", 1024, tags=("faces1024",)) for s in (5, 6, 7)]
     return out
 
 
@@ -353,6 +355,7 @@ def figure(rows: list[Row], path: Path, title: str) -> None:
 
     series(axes[0], "faces", lambda r: r.faces * r.batch, "256²")
     series(axes[0], "faces512", lambda r: r.faces * r.batch, "512²")
+    series(axes[0], "faces1024", lambda r: r.faces * r.batch, "1024²")
     axes[0].set(xlabel="faces", ylabel="ms", title="time vs faces (icospheres, σ=1e-5)")
     series(axes[1], "pixels", lambda r: r.case["size"] ** 2, "Spot")
     series(axes[1], "pixels_ico5", lambda r: r.case["size"] ** 2, "icosphere 20,480")
@@ -411,7 +414,7 @@ def main(argv=None) -> None:
     with open("/proc/loadavg") as fh:
         load0 = " ".join(fh.read().split()[:3])
     rows, scenes = [], {}
-    todo = cases(a.quick)
+    todo = cases(a.quick, a.device)
     if a.only:
         import re
 
