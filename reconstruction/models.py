@@ -135,8 +135,11 @@ class ImplicitModel(nn.Module):
         self.code_layers = nn.ModuleList(nn.Linear(code, mlp_width, bias=False) for _ in range(mlp_depth))
         self.out = nn.Linear(mlp_width, 1)
 
-    def forward(self, images: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-        return self.field(self.encoder(images), points)
+    def forward(self, images: torch.Tensor, points: torch.Tensor, return_code: bool = False):
+        """phi ``(B, N)``, and the image codes ``(B, C)`` with ``return_code``."""
+        code = self.encoder(images)
+        phi = self.field(code, points)
+        return (phi, code) if return_code else phi
 
     def field(self, code: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         """phi ``(B, N)`` at points ``(B, N, 3)`` for codes ``(B, C)``."""

@@ -18,15 +18,17 @@ import dataclasses
 import json
 import os
 import pathlib
+import signal
 import sys
+import threading
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
+from taichi_softras.implicit import geometric_regularizer, silhouette_loss
 from taichi_softras.losses import FlattenLoss, LaplacianLoss, iou_loss
 from taichi_softras.ops.probe import probe_view
 from taichi_softras.sampling import sample_contour_pixels, sample_hull_boundary, visual_hull
@@ -71,31 +73,10 @@ class MeshObjective:
         return terms
 
 
-#: Finite-difference step of the geometric regularizer (about half a voxel).
+#: Finite-difference step of the geometric regularizer (about half a voxel) and the width of its
+#: smooth surface band W(phi) = exp(-((phi - 0.5) / band)^2).
 FD_STEP = 1.0 / 64
-#: Width of the importance weight W(phi) = exp(-(phi - 0.5)^2 / (2 w^2)) around the surface.
-SURFACE_BAND = 0.1
-AXES = torch.cat((torch.eye(3), -torch.eye(3)))  # the 6 axis neighbours
-
-
-def regularizer_points(samples: torch.Tensor, step: float = FD_STEP) -> torch.Tensor:
-    """Where the geometric regularizer evaluates phi: for samples ``(B, n, 3)``, each sample and its
-    6 axis neighbours (7 points), each with the 6 points of its central differences:
-    ``(B, n * 7 * 6, 3)``."""
-    axes = AXES.to(samples)
-    around = torch.cat((samples[:, :, None], samples[:, :, None] + step * axes), dim=2)  # (B, n, 7, 3)
-    return (around[:, :, :, None] + (step / 2) * axes).reshape(samples.shape[0], -1, 3)
-
-
-def geometric_regularizer(phi: torch.Tensor, band: float = SURFACE_BAND) -> torch.Tensor:
-    """NeurIPS'19's L_geo (p = 2) from phi ``(B, n * 7 * 6)`` at :func:`regularizer_points`:
-    mean_j W(phi(s_j)) sum_l W(phi(q_jl)) |n(s_j) - n(q_jl)|^2 / sum_l W(phi(q_jl)), with normals
-    n = normalize(grad phi) by central differences and phi at a point by its stencil's mean."""
-    st = phi.reshape(phi.shape[0], -1, 7, 6)
-    normals = F.normalize(st[..., :3] - st[..., 3:], dim=-1, eps=1e-8)  # (B, n, 7, 3)
-    w = torch.exp(-((st.mean(-1) - 0.5) ** 2) / (2 * band**2))  # (B, n, 7)
-    diff = (normals[:, :, :1] - normals[:, :, 1:]).pow(2).sum(-1)  # (B, n, 6)
-    return (w[:, :, 0] * (w[:, :, 1:] * diff).sum(-1) / w[:, :, 1:].sum(-1).clamp(min=1e-6)).mean()
+SURFACE_BAND = 0.15
 
 
 class ImplicitObjective:
@@ -104,8 +85,8 @@ class ImplicitObjective:
     the visual-hull boundary (hulls precomputed from each shape's 24 silhouettes), + the
     finite-difference normal-consistency regularizer on samples weighted towards the surface."""
 
-    def __init__(self, cfg: TrainConfig, data: D.ShapeNetSplit, rank: int = 0):
-        self.cfg, self.data = cfg, data
+    def __init__(self, cfg: TrainConfig, model: torch.nn.Module, data: D.ShapeNetSplit, rank: int = 0):
+        self.cfg, self.model, self.data = cfg, model, data
         eyes = D.view_eyes(torch.arange(D.NUM_VIEWS))
         self.hulls = [
             visual_hull(data.images[i, :, 3].float() / 255, eyes, resolution=32, viewing_angle=D.VIEWING_ANGLE)
@@ -116,11 +97,15 @@ class ImplicitObjective:
         cfg = self.cfg
         anchors = torch.stack([sample_hull_boundary(self.hulls[i], cfg.num_anchors, band=1, generator=generator)[0]
                                for i in shape_idx.tolist()]).to(img_a)
-        reg_points = regularizer_points(anchors[:, : cfg.num_regularizer])
-        # one forward for all points, so DistributedDataParallel sees a single call
-        phi = net(img_a, torch.cat((anchors, reg_points), dim=1))
-        values = phi[:, : cfg.num_anchors]
-        geo = geometric_regularizer(phi[:, cfg.num_anchors:])
+        values, code = net(img_a, anchors, return_code=True)
+        b = code.shape[0]
+
+        def field(points: torch.Tensor) -> torch.Tensor:  # (B * P, 3), shape-major -> (B * P,)
+            return self.model.field(code, points.reshape(b, -1, 3)).reshape(-1)
+
+        # the regularizer's field calls reuse the code of the (DistributedDataParallel) forward above
+        geo = geometric_regularizer(field, anchors[:, : cfg.num_regularizer].reshape(-1, 3), delta=FD_STEP,
+                                    band=SURFACE_BAND, smooth=True)
 
         # probing is cheap next to the field, so extra views add supervision almost for free
         views = [view_a, view_b] + [torch.randint(0, D.NUM_VIEWS, view_a.shape, generator=generator)
@@ -132,7 +117,7 @@ class ImplicitObjective:
                            cfg.anchor_radius, values.repeat(k, 1), D.IMAGE_SIZE, pixels=pixels,
                            silhouettes=sil, boundary_aware=True, viewing_angle=D.VIEWING_ANGLE)
         label = (sil.flatten(1).gather(1, pixels) > 0.5).to(probe.value.dtype)
-        probing = F.binary_cross_entropy(probe.value.clamp(1e-6, 1 - 1e-6), label)
+        probing = silhouette_loss(probe.value, label, kind="bce")
         return {"probing": probing, "geometric": geo, "loss": probing + cfg.lambda_geometric * geo}
 
 
@@ -196,7 +181,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> torch.nn.Module:
     val = D.ShapeNetSplit.load(cfg.data, list(cfg.classes), "val") if cfg.val_every else None
     torch.manual_seed(cfg.seed)
     model = build_model(cfg).to(device)
-    objective = MeshObjective(cfg, model) if cfg.model == "mesh" else ImplicitObjective(cfg, data, rank)
+    objective = MeshObjective(cfg, model) if cfg.model == "mesh" else ImplicitObjective(cfg, model, data, rank)
     if cfg.model == "mesh":
         objective.laplacian.to(device), objective.flatten.to(device)
     net = DistributedDataParallel(model) if world > 1 else model
@@ -219,6 +204,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> torch.nn.Module:
             plot_history(history, out / "loss.png")
 
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.model}", disable=rank != 0, dynamic_ncols=True)
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    if on_main_thread:  # a scheduler's SIGTERM acts like Ctrl-C
+        previous_sigterm = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         while step < cfg.steps:
             idx, gen = step_batch(cfg, len(data), step, rank, world)
@@ -247,6 +235,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> torch.nn.Module:
         raise
     finally:
         bar.close()
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous_sigterm)
         if rank == 0 and history:
             with open(out / "log.jsonl", "w") as f:
                 f.writelines(json.dumps(h) + "\n" for h in history)

@@ -6,7 +6,7 @@ import torch
 from reconstruction import evaluate, make_dataset, shapes
 from reconstruction.config import TrainConfig
 from reconstruction.models import ColourGenerator, Encoder, ImplicitModel, MeshModel
-from reconstruction.train import MeshObjective, geometric_regularizer, regularizer_points
+from reconstruction.train import MeshObjective
 from reconstruction.voxels import voxel_iou
 
 SMALL = dict(widths=(8, 16, 32), hidden=64, code=32)
@@ -53,21 +53,9 @@ def test_implicit_model_shapes_and_conditioning():
     pts = torch.rand(2, 50, 3) - 0.5
     phi = model(torch.rand(2, 4, 64, 64), pts)
     assert phi.shape == (2, 50) and ((phi > 0) & (phi < 1)).all()
-    code = torch.randn(2, 32)
+    phi2, code = model(torch.rand(2, 4, 64, 64), pts, return_code=True)
+    assert code.shape == (2, 32) and torch.equal(phi2, model.field(code, pts))
     assert not torch.allclose(model.field(code, pts), model.field(code.flip(0), pts))  # the code matters
-
-
-def test_geometric_regularizer_planar_sphere_noise():
-    torch.manual_seed(0)
-    samples = torch.rand(1, 64, 3) * 0.4 - 0.2
-    pts = regularizer_points(samples)
-    assert pts.shape == (1, 64 * 7 * 6, 3)
-    plane = torch.sigmoid(20 * (pts[..., 0] + 0.3 * pts[..., 1]))
-    sphere = torch.sigmoid(20 * (0.3 - pts.norm(dim=-1)))
-    noise = torch.rand(pts.shape[:2])
-    g_plane, g_sphere, g_noise = (geometric_regularizer(p).item() for p in (plane, sphere, noise))
-    assert g_plane < 1e-8
-    assert 0 < g_sphere < 0.05 and g_noise > 10 * g_sphere
 
 
 def test_mesh_objective_fits_one_batch():

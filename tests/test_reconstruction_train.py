@@ -139,14 +139,15 @@ torch.distributed.destroy_process_group()
 """
 
 
-def test_ddp_two_gloo_ranks_end_with_identical_weights(data_dir, tmp_path):
+@pytest.mark.parametrize("model", ["mesh", "implicit"])
+def test_ddp_two_gloo_ranks_end_with_identical_weights(data_dir, tmp_path, model):
     out = tmp_path / "ddp"
     out.mkdir()
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           str(script), *_args(data_dir, out, steps=3, extra=["--batch-size", "1"])]
+           str(script), *_args(data_dir, out, model=model, steps=3, extra=["--batch-size", "1"])]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0, r1 = (torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1))
