@@ -178,7 +178,11 @@ class _Engine:
         self.last_pairs = pairs
         lst = self.pool.get("lst", ti.i32, max(pairs, 1))
         if B * F > 0:
-            K.bin_fill(f["box"], f["off"], f["fill"], lst, B, F, H, W, det)
+            # Sorted tile lists make the forward bit-repeatable: a serial fill on CPU, a sort on GPU.
+            serial = det or runtime.active_arch() == "cpu"
+            K.bin_fill(f["box"], f["off"], f["fill"], lst, B, F, H, W, serial)
+            if not serial:
+                K.sort_tiles(f["off"], lst, B * NT)
         modes = self._static_modes(s, x)
         K.prepass(
             f["fv"], f["fbox"], f["off"], lst, prm, f["pm"], f["psel"], f["phard"], B, F, H, W,
