@@ -120,9 +120,6 @@ def _largest_capacity() -> int:
     return max((e.capacity for p in pools for e in p._entries.values()), default=1024)
 
 
-@pytest.mark.xfail(strict=True, reason="pool growth in one engine (here the no-grad path's) destroys an "
-                   "SNode tree, which drops every compiled kernel, so the grad path recompiles a shape it "
-                   "has seen; remove this marker when FieldPool growth no longer invalidates the other engine")
 def test_no_recompilation_when_the_other_path_grows():
     _pairs(*_triangle(0.5), 16)  # the no-grad pool holds fields, so growing it destroys a tree
     # A batch of one-triangle 16² images with more pixels than any pool holds yet: both paths must grow.
