@@ -218,11 +218,12 @@ def bin_count(
         hi_x = ((ti.max(x0, x1, x2) + rad) * s + W - 1) * 0.5
         lo_y = (H - 1 - (ti.max(y0, y1, y2) + rad) * s) * 0.5
         hi_y = (H - 1 - (ti.min(y0, y1, y2) - rad) * s) * 0.5
-        # Clamp before the int cast (huge NDC near the eye); one pixel of slack for rounding.
-        c0 = ti.cast(ti.floor(ti.max(lo_x, -2.0)), ti.i32) - 1
-        c1 = ti.cast(ti.ceil(ti.min(hi_x, W + 2.0)), ti.i32) + 1
-        r0 = ti.cast(ti.floor(ti.max(lo_y, -2.0)), ti.i32) - 1
-        r1 = ti.cast(ti.ceil(ti.min(hi_y, H + 2.0)), ti.i32) + 1
+        # Pixels k with lo <= k <= hi, widened by 0.01 px against rounding (the exact per-pixel box
+        # test decides); clamp before the int cast (huge NDC near the eye).
+        c0 = ti.cast(ti.ceil(ti.max(lo_x - 0.01, -2.0)), ti.i32)
+        c1 = ti.cast(ti.floor(ti.min(hi_x + 0.01, W + 2.0)), ti.i32)
+        r0 = ti.cast(ti.ceil(ti.max(lo_y - 0.01, -2.0)), ti.i32)
+        r1 = ti.cast(ti.floor(ti.min(hi_y + 0.01, H + 2.0)), ti.i32)
         c0, c1 = ti.max(c0, 0), ti.min(c1, W - 1)
         r0, r1 = ti.max(r0, 0), ti.min(r1, H - 1)
         # Culled: a corner at or behind the eye, or padding beyond this mesh's face count (ragged).
