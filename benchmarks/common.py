@@ -268,3 +268,18 @@ def compiled_kernel_objects(module=None) -> dict:
 def recompiled(before: dict, after: dict) -> int:
     """Kernel variants compiled (new or replaced) between two :func:`compiled_kernel_objects`."""
     return sum(1 for k, v in after.items() if before.get(k) is not v)
+
+
+def time_interleaved(fns: dict, device="cpu", rounds=7) -> dict:
+    """Best seconds of each ``fn`` in ``fns``, timed in alternating rounds so load drift hits all alike."""
+    for fn in fns.values():  # warm-up (JIT)
+        fn()
+    best = {k: float("inf") for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            sync(device)
+            t = time.perf_counter()
+            fn()
+            sync(device)
+            best[k] = min(best[k], time.perf_counter() - t)
+    return best
