@@ -80,17 +80,22 @@ class _Engine:
         self.last_pairs = 0  # face-tile pairs binned by the last forward (tests/benchmarks)
         self.lock = threading.Lock()
 
-    def _fields(self, B, F, tex_numel, P, NT, G):
+    def _fields(self, B, F, tex_numel, P, NT, x: _Extras, uv: bool):
         g, r, grad = self.pool.get, self.real, self.grad
+        G = x.groups
+
+        def used(flag, n):  # optional buffers stay at the pool's minimum until a call needs them
+            return n if flag else 1
+
         return dict(
             fv=g("fv", r, B * F * 9, grad=grad),
             fvc=g("fvc", r, B * F * 9),
             fbox=g("fbox", r, B * F, width=14),  # grown box, 3 edge lines, rejection threshold
             tex=g("tex", r, tex_numel, grad=grad),
-            uv=g("uv", r, B * F * 6, grad=grad),
-            vn=g("vn", r, B * F * 9, grad=grad),
+            uv=g("uv", r, used(uv, B * F * 6), grad=grad),
+            vn=g("vn", r, used(x.normals, B * F * 9), grad=grad),
             nfc=g("nfc", ti.i32, B),
-            grp=g("grp", ti.i32, B * F),
+            grp=g("grp", ti.i32, used(G, B * F)),
             box=g("box", ti.i32, B * F, width=4),
             cnt=g("cnt", ti.i32, B * NT),
             off=g("off", ti.i32, B * NT + 1),
@@ -100,10 +105,10 @@ class _Engine:
             phard=g("phard", r, B * P),
             acc=g("acc", r, B * P, width=_ACC_WIDTH, grad=grad),
             out=g("out", r, B * P, width=_OUT_WIDTH, grad=grad),
-            aux=g("aux", r, B * P, width=_AUX_WIDTH, grad=grad),
+            aux=g("aux", r, used(x.aux, B * P), width=_AUX_WIDTH, grad=grad),
             # Group sums are 2-D even for one group (width >= 2 keeps the field's shape (n, width)).
-            accg=g("accg", r, B * P, width=max(G, 2), grad=grad),
-            outg=g("outg", r, B * P, width=max(G, 2), grad=grad),
+            accg=g("accg", r, used(G, B * P), width=max(G, 2), grad=grad),
+            outg=g("outg", r, used(G, B * P), width=max(G, 2), grad=grad),
         )
 
     def _params(self, s: RasterSettings):
@@ -164,7 +169,7 @@ class _Engine:
         dims = self._dims(fv, tex, s, x)
         B, F, H, W, P, NT, TH, TW = dims
         prm = self._params(s)
-        f = self._fields(B, F, tex.numel(), P, NT, x.groups)
+        f = self._fields(B, F, tex.numel(), P, NT, x, s.texture_type == "uv")
         K.zero(f["cnt"], B * NT)
         for name in ("fv", "tex", "uv", "vn", "nfc", "grp"):
             t = ins.get(name)
@@ -222,7 +227,7 @@ class _Engine:
         fv, tex = ins["fv"], ins["tex"]
         dims = self._dims(fv, tex, s, x)
         B, F, H, W, P, NT, TH, TW = dims
-        f = self._fields(B, F, tex.numel(), P, NT, x.groups)
+        f = self._fields(B, F, tex.numel(), P, NT, x, s.texture_type == "uv")
         lst = self.pool.get("lst", ti.i32, max(self.last_pairs, 1))
         diff = [n for n in ("fv", "tex", "uv", "vn") if ins.get(n) is not None]
         for n in diff:
