@@ -164,6 +164,16 @@ def surface_textures(obj: ObjData, texture_res: int) -> torch.Tensor:
     return textures
 
 
+def read_geometry(filename_obj: PathLike, normalization: bool, texture_type: str) -> tuple[ObjData, torch.Tensor]:
+    """Parse an OBJ for ``load_obj``/``Mesh.from_obj``: the file's data and its vertices ``(N, 3)``
+    (centred and scaled into [-1, 1]^3 with ``normalization``); ``texture_type`` is checked first."""
+    if texture_type not in C.TEXTURE_TYPES:
+        raise ValueError(f"texture_type must be one of {C.TEXTURE_TYPES}, got {texture_type!r}")
+    obj = read_obj(filename_obj)
+    vertices = torch.from_numpy(obj.vertices)
+    return obj, normalize_vertices(vertices) if normalization else vertices
+
+
 def load_obj(
     filename_obj: PathLike,
     normalization: bool = False,
@@ -175,12 +185,7 @@ def load_obj(
     ``(vertices, faces, textures)`` with textures ``(F, R*R, 3)`` (surface: from the MTL's Kd /
     map_Kd) or ``(N, 3)`` (vertex: the ``v x y z r g b`` colours). Tensors on the CPU: vertices and
     textures float32, faces int64. ``normalization`` centres the mesh and scales it into [-1, 1]^3."""
-    if texture_type not in C.TEXTURE_TYPES:
-        raise ValueError(f"texture_type must be one of {C.TEXTURE_TYPES}, got {texture_type!r}")
-    obj = read_obj(filename_obj)
-    vertices = torch.from_numpy(obj.vertices)
-    if normalization:
-        vertices = normalize_vertices(vertices)
+    obj, vertices = read_geometry(filename_obj, normalization, texture_type)
     faces = torch.from_numpy(obj.faces)
     if not load_texture:
         return vertices, faces

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from . import conventions as C
-from .geometry import face_normals, face_vertices, normalize_vertices, vertex_normals
-from .io import PathLike, load_image, obj_textures, read_obj, save_obj
+from .geometry import face_normals, face_vertices, vertex_normals
+from .io import PathLike, load_image, obj_textures, read_geometry, save_obj
 
 
 def _as_tensor(x, name: str, floating: bool) -> torch.Tensor:
@@ -203,12 +203,7 @@ class Mesh:
         the MTL's ``Kd``/``map_Kd`` into ``texture_res``-per-side texels and vertex textures come from
         ``v x y z r g b``. The per-corner UVs ``(F, 3, 2)`` and the first texture image ``(H, W, 3)``
         stay available as ``mesh.uvs`` / ``mesh.texture_image`` (None when absent)."""
-        if texture_type not in C.TEXTURE_TYPES:
-            raise ValueError(f"texture_type must be one of {C.TEXTURE_TYPES}, got {texture_type!r}")
-        obj = read_obj(filename_obj)
-        vertices = torch.from_numpy(obj.vertices)
-        if normalization:
-            vertices = normalize_vertices(vertices)
+        obj, vertices = read_geometry(filename_obj, normalization, texture_type)
         textures = obj_textures(obj, filename_obj, texture_res, texture_type) if load_texture else None
         mesh = cls(vertices, torch.from_numpy(obj.faces), textures, texture_res, texture_type)
         mesh.uvs = torch.from_numpy(obj.uvs) if obj.uvs is not None else None
