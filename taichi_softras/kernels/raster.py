@@ -2,18 +2,25 @@
 
 Data lives in flat, grow-only fields owned by ``ops/rasterize.py`` (see ``ops/_buffers.py``):
 
-* ``fv``   (B*F*9)        face vertices, x, y NDC and z depth per corner (grad)
-* ``tex``  (B*F*T*3)      textures: T = R*R surface texels or 3 vertex colours (grad)
+* ``fv``   (B*F*9)        face vertices, x, y NDC and z depth per corner (grad); ``fvc`` a copy
+                          without grad, for decisions the reverse pass must not differentiate
+* ``tex``  (B*F*T*3)      textures: T = R*R surface texels or 3 vertex colours, or a UV image
+                          (B*3*TH*TW) with per-corner ``uv`` (B*F*6) (grad)
+* ``nfc`` (B) faces per mesh (ragged batches); ``grp`` (B*F) face groups; ``vn`` (B*F*9) normals
 * ``box``  (B*F, 4)       each face's tile range tx0, tx1, ty0, ty1 (empty when tx0 > tx1)
+* ``fbox`` (B*F, 14)      its NDC box grown by the cut-off radius, its 3 edge lines, a threshold
 * ``cnt``, ``fill`` (B*NT), ``off`` (B*NT + 1), ``lst`` (sum of cnt): faces binned per screen tile
 * ``pm`` (B*P) softmax shift m, ``psel`` (B*P) hard-colour face, ``phard`` (B*P) hard alpha
-* ``acc``  (B*P, 7)       per-pixel sums: log(1-D), D, w, w*z, w*rgb (grad)
-* ``out``  (B*P, 5)       RGBA + depth (grad)
+* ``acc``  (B*P, 7)       per-pixel sums: log(1-D), D, w, w*z, w*rgb (grad); ``accg`` per group
+* ``out``  (B*P, 5)       RGBA + depth (grad); ``outg`` group masks; ``aux`` (B*P, 9) auxiliary
 * ``prm``  (16)           real-valued settings (see ``P_*``), so new sigma/gamma never recompile
 
+Passes: ``bin_count`` -> ``bin_offsets`` -> ``bin_fill`` (binning, integer work) -> ``prepass``
+(forward-only) -> ``accumulate`` -> ``compose`` [-> ``compose_groups``, ``auxiliary``].
 Cost: binning is O(B*F + face-tile pairs); ``prepass`` and ``accumulate`` visit, for each pixel,
-the faces binned to its tile (O(B*H*W + covered pairs * tile slack)); ``compose`` is O(B*H*W).
-Extra memory is O(B*H*W + B*F + face-tile pairs); nothing is per (pixel, face).
+the faces binned to its tile, rejecting most with a cheap box/edge-line test (O(B*H*W + covered
+pairs + tile slack)); ``compose`` and ``auxiliary`` are O(B*H*W). Extra memory is
+O(B*H*W + B*F + face-tile pairs); nothing is per (pixel, face).
 
 Autodiff (DESIGN.md section 3): ``accumulate`` only ``+=`` into ``acc`` and ``compose`` reads
 ``acc``; their ``.grad`` kernels run compose then accumulate. ``prepass`` (the max m, hard
@@ -38,7 +45,6 @@ ALPHA_PROD, ALPHA_SUM, ALPHA_HARD = 0, 1, 2
 RGB_SOFTMAX, RGB_HARD = 0, 1
 TEX_SURFACE, TEX_VERTEX, TEX_UV = 0, 1, 2
 WRAP_REPEAT, WRAP_CLAMP = 0, 1
-
 
 
 @ti.func
