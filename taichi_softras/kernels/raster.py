@@ -302,10 +302,14 @@ def prepass(
     fv: ti.template(), fbox: ti.template(), off: ti.template(), lst: ti.template(), prm: ti.template(),
     pm: ti.template(), psel: ti.template(), phard: ti.template(),
     B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32,
-    dist: ti.template(), fill_back: ti.template(), det: ti.template(),
+    dist: ti.template(), rgb: ti.template(), fill_back: ti.template(), det: ti.template(),
 ):
     """Forward-only: per pixel the softmax shift m = max(eps, max z_n), the hard-colour face (nearest
-    colouring face containing the pixel, ties to the lower index) and the hard alpha."""
+    colouring face containing the pixel, ties to the lower index) and the hard alpha.
+
+    With hard colours m is unused and both other results only need inside tests (D > 0.5 holds
+    exactly inside, for every dist_func), so the fragments are tested as 'hard' ones: the segment
+    distances are never computed (dead code for the compiler)."""
     ntx, nty = (W + TILE - 1) // TILE, (H + TILE - 1) // TILE
     ti.loop_config(serialize=det)
     for p in range(B * H * W):
@@ -318,12 +322,13 @@ def prepass(
         best_z = far * 2.0 + 1.0
         best_f = -1
         hard = 0.0
+        tested = ti.static(DIST_HARD if rgb == RGB_HARD else dist)
         for j in range(off[t], off[t + 1]):
             f = lst[j]
             if _in_box(fbox, b * F + f, px, py, dist):
-                keep, inside, front, xs, c0, c1, c2, zp = _fragment(fv, (b * F + f) * 9, px, py, prm, dist)
+                keep, inside, front, xs, c0, c1, c2, zp = _fragment(fv, (b * F + f) * 9, px, py, prm, tested)
                 if keep:
-                    if _coverage(xs, inside, dist) > 0.5:
+                    if _coverage(xs, inside, tested) > 0.5:
                         hard = 1.0
                     if _colours(keep, front, zp, prm, fill_back):
                         m = ti.max(m, (far - zp) / (far - near))

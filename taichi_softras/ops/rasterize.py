@@ -191,7 +191,7 @@ class _Engine:
         modes = self._static_modes(s, x)
         K.prepass(
             f["fv"], f["fbox"], f["off"], lst, prm, f["pm"], f["psel"], f["phard"], B, F, H, W,
-            modes["dist"], modes["fill_back"], det,
+            modes["dist"], modes["rgb"], modes["fill_back"], det,
         )
         K.zero2(f["acc"], B * P)
         if x.groups:
