@@ -2,8 +2,7 @@
 
 Data lives in flat, grow-only fields owned by ``ops/rasterize.py`` (see ``ops/_buffers.py``):
 
-* ``fv``   (B*F*9)        face vertices, x, y NDC and z depth per corner (grad); ``fvc`` a copy
-                          without grad, for decisions the reverse pass must not differentiate
+* ``fv``   (B*F*9)        face vertices, x, y NDC and z depth per corner (grad)
 * ``tex``  (B*F*T*3)      textures: T = R*R surface texels or 3 vertex colours, or a UV image
                           (B*3*TH*TW) with per-corner ``uv`` (B*F*6) (grad)
 * ``nfc`` (B) faces per mesh (ragged batches); ``grp`` (B*F) face groups; ``vn`` (B*F*9) normals
@@ -339,7 +338,7 @@ def prepass(
 
 @ti.kernel
 def accumulate(
-    fv: ti.template(), fvc: ti.template(), fbox: ti.template(), tex: ti.template(), uv: ti.template(),
+    fv: ti.template(), fbox: ti.template(), tex: ti.template(), uv: ti.template(),
     grp: ti.template(), off: ti.template(), lst: ti.template(), prm: ti.template(),
     pm: ti.template(), psel: ti.template(), acc: ti.template(), accg: ti.template(),
     B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32, R: ti.i32, TH: ti.i32, TW: ti.i32,
@@ -359,12 +358,12 @@ def accumulate(
         for j in range(off[t], off[t + 1]):
             f = lst[j]
             fb = b * F + f
-            # Decide on the non-grad copy fvc first: the reverse pass then replays (and scatters
-            # adjoints for) only the kept fragments, not every face binned to the tile. Nested
-            # ifs, not `and`: Taichi does not short-circuit.
+            # The cheap non-differentiable box/edge-line test first, so the reverse pass replays (and
+            # scatters adjoints for) only the few faces near the pixel, not every face binned to the
+            # tile. Nested ifs, not `and`: Taichi does not short-circuit.
             if _in_box(fbox, fb, px, py, dist):
-                if _fragment(fvc, fb * 9, px, py, prm, dist)[0]:
-                    keep, inside, front, xs, c0, c1, c2, zp = _fragment(fv, fb * 9, px, py, prm, dist)
+                keep, inside, front, xs, c0, c1, c2, zp = _fragment(fv, fb * 9, px, py, prm, dist)
+                if keep:
                     D = _coverage(xs, inside, dist)
                     if ti.static(dist != DIST_HARD):
                         acc[p, 0] += -_softplus(xs)

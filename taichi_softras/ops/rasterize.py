@@ -89,7 +89,6 @@ class _Engine:
 
         return dict(
             fv=g("fv", r, B * F * 9, grad=grad),
-            fvc=g("fvc", r, B * F * 9),
             fbox=g("fbox", r, B * F, width=14),  # grown box, 3 edge lines, rejection threshold
             tex=g("tex", r, tex_numel, grad=grad),
             uv=g("uv", r, used(uv, B * F * 6), grad=grad),
@@ -140,7 +139,7 @@ class _Engine:
         B, F, H, W, P, NT, TH, TW = dims
         m = self._static_modes(s, x)
         return (
-            f["fv"], f["fvc"], f["fbox"], f["tex"], f["uv"], f["grp"], f["off"], lst, self.prm, f["pm"], f["psel"],
+            f["fv"], f["fbox"], f["tex"], f["uv"], f["grp"], f["off"], lst, self.prm, f["pm"], f["psel"],
             f["acc"], f["accg"], B, F, H, W, s.texture_res, TH, TW,
             m["dist"], m["rgb"], m["texmode"], m["wrap"], m["fill_back"], m["groups"], det,
         )
@@ -176,7 +175,6 @@ class _Engine:
             if t is not None and t.numel() > 0:
                 K.load(t.reshape(-1), f[name], t.numel())
         if B * F > 0:
-            K.load(fv.reshape(-1), f["fvc"], B * F * 9)
             K.bin_count(f["fv"], f["nfc"], f["box"], f["fbox"], f["cnt"], prm, B, F, H, W, det)
         K.bin_offsets(f["cnt"], f["off"], f["fill"], B * NT)
         pairs = int(f["off"][B * NT])
