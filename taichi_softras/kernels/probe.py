@@ -60,6 +60,26 @@ def ray_hits(origins: ti.template(), directions: ti.template(), anchors: ti.temp
     return t, t > 0 and px * px + py * py + pz * pz < radius[a] * radius[a]
 
 
+@ti.func
+def _visit(origins: ti.template(), directions: ti.template(), anchors: ti.template(), radius: ti.template(),
+           values: ti.template(), ray_label: ti.template(), anchor_label: ti.template(), use_labels: ti.template(),
+           i, a, t_lo, t_hi, best, best_value, hits):
+    """Probe anchor a with ray i (counted only if its closest approach t lies in [t_lo, t_hi) and the
+    labels agree): the updated (arg-max, max value, probe count), ties to the smaller index."""
+    keep = 1
+    if ti.static(use_labels):
+        keep = ray_label[i] == anchor_label[a]
+    new_best, new_value, new_hits = best, best_value, hits
+    if keep:
+        t, hit = ray_hits(origins, directions, anchors, radius, i, a)
+        if hit and t >= t_lo and t < t_hi:
+            new_hits += 1
+            v = values[a]
+            if best < 0 or v > best_value or (v == best_value and a < best):
+                new_best, new_value = a, v
+    return new_best, new_value, new_hits
+
+
 @ti.kernel
 def find_argmax(origins: ti.types.ndarray(), directions: ti.types.ndarray(), anchors: ti.types.ndarray(),
                 radius: ti.types.ndarray(), values: ti.types.ndarray(), ray_tile: ti.types.ndarray(),
@@ -86,17 +106,8 @@ def find_argmax(origins: ti.types.ndarray(), directions: ti.types.ndarray(), anc
             a = k
             if tile >= 0:
                 a = lists[k]
-            keep = 1
-            if ti.static(use_labels):
-                keep = ray_label[i] == anchor_label[a]
-            if keep:
-                _, hit = ray_hits(origins, directions, anchors, radius, i, a)
-                if hit:
-                    hits += 1
-                    v = values[a]
-                    if best < 0 or v > best_value or (v == best_value and a < best):
-                        best = a
-                        best_value = v
+            best, best_value, hits = _visit(origins, directions, anchors, radius, values, ray_label, anchor_label,
+                                            use_labels, i, a, -1e30, 1e30, best, best_value, hits)
         argmax[i] = best
         count[i] = hits
 
@@ -162,17 +173,8 @@ def find_argmax_grid(origins: ti.types.ndarray(), directions: ti.types.ndarray()
                 tile = b * grid * grid * grid + (c[2] * grid + c[1]) * grid + c[0]
                 for k in range(offsets[tile], offsets[tile + 1]):
                     a = lists[k]
-                    keep = 1
-                    if ti.static(use_labels):
-                        keep = ray_label[i] == anchor_label[a]
-                    if keep:
-                        t, hit = ray_hits(origins, directions, anchors, radius, i, a)
-                        if hit and t >= t_cur and t < t_end:
-                            hits += 1
-                            v = values[a]
-                            if best < 0 or v > best_value or (v == best_value and a < best):
-                                best = a
-                                best_value = v
+                    best, best_value, hits = _visit(origins, directions, anchors, radius, values, ray_label,
+                                                    anchor_label, use_labels, i, a, t_cur, t_end, best, best_value, hits)
                 if last:
                     break
                 t_cur = t_end
