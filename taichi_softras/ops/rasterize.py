@@ -122,7 +122,7 @@ class _Engine:
         return self.prm
 
     @staticmethod
-    def _dims(fv, tex, s, x: _Extras):
+    def _dims(fv, tex, s):
         B, F = fv.shape[:2]
         H, W = s.height, s.width
         NT = ((H + K.TILE - 1) // K.TILE) * ((W + K.TILE - 1) // K.TILE)
@@ -165,7 +165,7 @@ class _Engine:
         Returns image (B, 4, H, W), depth (B, 1, H, W), aux (B, 9, H, W) or None, group masks
         (B, G, H, W) or None, face index (B, H, W) or None."""
         fv, tex = ins["fv"], ins["tex"]
-        dims = self._dims(fv, tex, s, x)
+        dims = self._dims(fv, tex, s)
         B, F, H, W, P, NT, TH, TW = dims
         prm = self._params(s)
         f = self._fields(B, F, tex.numel(), P, NT, x, s.texture_type == "uv")
@@ -223,7 +223,7 @@ class _Engine:
     def backward(self, ins: dict, s: RasterSettings, x: _Extras, grads: dict, det: bool) -> dict:
         """Gradients of sum(grad * output) w.r.t. the float inputs via Taichi autodiff."""
         fv, tex = ins["fv"], ins["tex"]
-        dims = self._dims(fv, tex, s, x)
+        dims = self._dims(fv, tex, s)
         B, F, H, W, P, NT, TH, TW = dims
         f = self._fields(B, F, tex.numel(), P, NT, x, s.texture_type == "uv")
         lst = self.pool.get("lst", ti.i32, max(self.last_pairs, 1))
