@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-_NL, _SPACE, _TAB, _CR, _SLASH, _HASH = 10, 32, 9, 13, 47, 35
+_NL, _SPACE, _TAB, _CR, _SLASH = 10, 32, 9, 13, 47
+_BLANK = np.zeros(256, dtype=bool)
+_BLANK[[_NL, _SPACE, _TAB, _CR]] = True
 
 
 @dataclass
@@ -78,13 +80,13 @@ class _Lines:
         a = self.arr = np.frombuffer(data, dtype=np.uint8)
         self.ends = np.flatnonzero(a == _NL) + 1
         self.starts = np.concatenate(([0], self.ends[:-1]))
-        blank = (a == _SPACE) | (a == _TAB) | (a == _CR) | (a == _NL)
+        blank = _BLANK[a]
         tok_start = ~blank
         tok_start[1:] &= blank[:-1]
-        slash = a == _SLASH
+        slash = np.flatnonzero(a == _SLASH)
         self.tokens = self._per_line(np.flatnonzero(tok_start))
-        self.slashes = self._per_line(np.flatnonzero(slash))
-        self.doubles = self._per_line(np.flatnonzero(slash[1:] & slash[:-1]) + 1)
+        self.slashes = self._per_line(slash)
+        self.doubles = self._per_line(slash[1:][np.diff(slash) == 1])
         self._bytes: dict[int, np.ndarray] = {}
 
     def _per_line(self, positions: np.ndarray) -> np.ndarray:

@@ -11,30 +11,21 @@ from taichi_softras import DATA_DIR
 from taichi_softras.geometry import face_vertices
 from taichi_softras.io import load_obj
 from taichi_softras.mesh import Mesh
+from taichi_softras.reference.voxelization import centre_inside
+from taichi_softras.reference.voxelization import voxel_centres as reference_centres
 from taichi_softras.voxelization import distinct_faces, solid_voxels, voxelization
 
 S = 32
 
 
-def winding_number_inside(tri: np.ndarray, pts: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """Exact containment oracle for closed meshes: |generalized winding number| > 1/2
-    (solid angles by van Oosterom & Strackee). tri (F, 3, 3), pts (P, 3). (trimesh.contains
-    needs rtree, which is not a dependency.)"""
-    out = []
-    for s in range(0, len(pts), chunk):
-        rel = tri[None] - pts[s : s + chunk, None, None, :]  # (P, F, 3, 3)
-        a, b, c = rel[:, :, 0], rel[:, :, 1], rel[:, :, 2]
-        la, lb, lc = (np.linalg.norm(x, axis=-1) for x in (a, b, c))
-        num = np.einsum("pfi,pfi->pf", a, np.cross(b, c))
-        dot = lambda x, y: np.einsum("pfi,pfi->pf", x, y)  # noqa: E731
-        den = la * lb * lc + dot(a, b) * lc + dot(b, c) * la + dot(c, a) * lb
-        out.append(np.arctan2(num, den).sum(1) / (2 * np.pi))
-    return np.abs(np.concatenate(out)) > 0.5
+def winding_number_inside(tri: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Exact containment oracle (|generalized winding number| > 1/2). tri (F, 3, 3), pts (P, 3).
+    (trimesh.contains needs rtree, which is not a dependency.)"""
+    return centre_inside(torch.from_numpy(tri), torch.from_numpy(pts)).numpy()
 
 
 def voxel_centres(size: int) -> np.ndarray:
-    grid = np.stack(np.meshgrid(*[np.arange(size)] * 3, indexing="ij"), -1).reshape(-1, 3)
-    return (grid + 0.5) / size
+    return reference_centres(size).numpy()
 
 
 def iou(a, b) -> float:
