@@ -277,3 +277,12 @@ def test_open_meshes_against_the_winding_number(torus):
     many_holes = closed[:, torch.arange(len(f)) % 3 != 1]
     solid = solid_voxels(many_holes, S)[0].numpy().astype(bool)
     assert iou(solid, voxelization(closed, S)[0].numpy().astype(bool)) >= 0.97
+
+
+def test_docstring_example():
+    import doctest
+
+    import taichi_softras.voxelization as module
+
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0
