@@ -96,16 +96,12 @@ def distinct_faces(face_vertices: torch.Tensor) -> torch.Tensor:
     return keep.reshape(b, f)
 
 
-#: Archs whose kernels read and write torch tensors in place.
-_ZERO_COPY = ("cpu", "cuda")
-
-
 def _kernel_arrays(*tensors: torch.Tensor) -> list:
     """The kernels' views of ``tensors``: the tensors themselves on zero-copy archs, else Taichi
     ndarrays holding copies. (Taichi 1.7.4's Vulkan runtime mixes up the device copies of host
     arrays between kernels whose array arguments differ: a kernel run after another one read and
     wrote the wrong buffers; Taichi-owned ndarrays are unaffected.)"""
-    if runtime.active_arch() in _ZERO_COPY:
+    if runtime.active_arch() in runtime.ZERO_COPY:
         return list(tensors)
     import taichi as ti
 
@@ -153,29 +149,29 @@ def voxelization(face_vertices: torch.Tensor, size: int, normalize: bool = False
     faces = (faces if normalize else faces * size).contiguous()
     b = faces.shape[0]
     voxels = torch.zeros(b, size, size, size, dtype=torch.int32, device=device)
+    if faces.shape[1] == 0:
+        return voxels
     if method == "center":
         crossings = torch.zeros(b, 3, size, size, size, dtype=torch.int32, device=device)
         pairs = _line_pairs(faces, size, 0.5, distinct_faces(faces))
         if len(pairs[0]):
-            runtime.torch_to_taichi_sync(device)
-            args = _kernel_arrays(faces, *pairs, crossings)
-            K.count_crossings(*args, size)
-            runtime.taichi_to_torch_sync(device)
-            crossings = _to_torch(args[-1], crossings)
+            with runtime.launch(device):
+                args = _kernel_arrays(faces, *pairs, crossings)
+                K.count_crossings(*args, size)
+                crossings = _to_torch(args[-1], crossings)
         return (_inside_votes(crossings) >= INSIDE_VOTES).to(torch.int32)
     outside = torch.zeros_like(voxels)
     pairs = _line_pairs(faces, size, 0.0, None)
-    runtime.torch_to_taichi_sync(device)
-    faces_k, pair_item, starts, box, voxels_k, outside_k = _kernel_arrays(faces, *pairs, voxels, outside)
-    if len(pairs[0]):
-        K.mark_surface(faces_k, pair_item, starts, box, voxels_k, size)
-    if faces.shape[1]:
+    with runtime.launch(device):
+        faces_k, voxels_k, outside_k = _kernel_arrays(faces, voxels, outside)
+        if len(pairs[0]):
+            K.mark_surface(faces_k, *_kernel_arrays(*pairs), voxels_k, size)
         K.mark_corners(faces_k, voxels_k, size)
-    K.seed_outside(voxels_k, outside_k, size)
-    while K.grow_outside(voxels_k, outside_k, size):
-        pass
-    runtime.taichi_to_torch_sync(device)
-    return 1 - _to_torch(outside_k, outside)
+        K.seed_outside(voxels_k, outside_k, size)
+        while K.grow_outside(voxels_k, outside_k, size):
+            pass
+        outside = _to_torch(outside_k, outside)
+    return 1 - outside
 
 
 def solid_voxels(face_vertices: torch.Tensor, size: int, normalize: bool = False) -> torch.Tensor:

@@ -43,6 +43,7 @@ def torus():
     return torch.tensor(m.vertices, dtype=torch.float32), torch.tensor(m.faces)
 
 
+@pytest.mark.backend
 def test_frame_and_axis_order():
     """A box spanning [0.2, 1.8] x [1.2, 2.8] x [2.2, 3.8] voxel units fills voxels {0,1} x {1,2} x {2,3}."""
     box = trimesh.creation.box(bounds=[[0.2, 1.2, 2.2], [1.8, 2.8, 3.8]])
@@ -70,6 +71,7 @@ def test_off_grid_filter():
     assert all(map(off_grid, (1.25, 1.75, 2.01, 2.49)))
 
 
+@pytest.mark.backend
 @settings(max_examples=20, deadline=None, derandomize=True)
 @given(st.lists(st.tuples(coord, coord), min_size=3, max_size=3))
 def test_random_boxes(bounds):
@@ -114,6 +116,7 @@ def test_center_method_agrees_with_containment(torus):
     assert not got[S // 2, S // 2, :].any()  # the torus's hole is empty along its axis (x2 = z)
 
 
+@pytest.mark.backend
 def test_softras_method_is_containment_plus_a_surface_shell(torus):
     """SoftRas's voxelizer marks every voxel the surface crosses, then fills: a superset of the
     contained voxels, within one voxel of them."""
@@ -136,6 +139,7 @@ def test_softras_method_is_containment_plus_a_surface_shell(torus):
     assert not shell[S // 2, S // 2, S // 2]  # the torus's hole stays open
 
 
+@pytest.mark.backend
 def test_batch_and_mesh_voxelize(torus):
     v, f = torus
     sphere_v, sphere_f = load_obj(DATA_DIR / "sphere_642.obj", normalization=True)
@@ -149,8 +153,11 @@ def test_batch_and_mesh_voxelize(torus):
     assert mesh.voxelize(S).dtype == torch.int32
 
 
+@pytest.mark.backend
 def test_empty_and_bad_input():
-    assert voxelization(torch.zeros(2, 0, 3, 3), 8).sum() == 0
+    for method in ("softras", "center"):
+        assert voxelization(torch.zeros(2, 0, 3, 3), 8, method=method).sum() == 0
+        assert voxelization(torch.full((1, 2, 3, 3), 5.0), 8, method=method).sum() == 0  # outside the grid
     with pytest.raises(ValueError, match="face_vertices"):
         voxelization(torch.zeros(1, 3, 3), 8)
     with pytest.raises(ValueError, match="size"):
