@@ -277,10 +277,21 @@ class Material:
     image_path: Path | None = None
 
 
+def _image_path(spec: str, mtl_dir: Path, obj_dir: str | Path | None) -> Path:
+    """The file a ``map_Kd`` names: its last word (options such as ``-s 1 1 1`` come first), or the
+    whole rest of the line if that is a file (names with spaces); '\\' read as '/'; looked up next
+    to the MTL, then next to the OBJ (where SoftRas looks). Unresolved: next to the MTL."""
+    names = [spec.replace("\\", "/"), spec.split()[-1].replace("\\", "/")]
+    for folder in [mtl_dir] + ([Path(obj_dir)] if obj_dir is not None else []):
+        for name in names:
+            if (folder / name).is_file():
+                return folder / name
+    return mtl_dir / names[1]
+
+
 def read_mtl(path: str | Path, obj_dir: str | Path | None = None) -> dict[str, Material]:
-    """Materials of an MTL file: ``Kd`` colours and ``map_Kd`` image paths (the last word after any
-    options, '\\' read as '/'), resolved next to the MTL file, else next to the OBJ (``obj_dir``,
-    where SoftRas looks) when only that one exists."""
+    """Materials of an MTL file: ``Kd`` colours (``Kd r`` means grey r) and ``map_Kd`` image paths
+    (see :func:`_image_path`; ``obj_dir`` is the OBJ's folder)."""
     path = Path(path)
     materials: dict[str, Material] = {}
     current = None
@@ -298,8 +309,5 @@ def read_mtl(path: str | Path, obj_dir: str | Path | None = None) -> dict[str, M
                 raise ObjSyntaxError(f"MTL file {str(path)!r} line {number}: bad Kd {line.strip()!r}") from None
             current.color = tuple((values + values[:1] * 2)[:3])  # 'Kd r' means grey r
         elif current is not None and parts[0] == "map_Kd" and len(parts) > 1:
-            image = parts[-1].replace("\\", "/")
-            current.image_path = path.parent / image
-            if obj_dir is not None and not current.image_path.is_file() and (Path(obj_dir) / image).is_file():
-                current.image_path = Path(obj_dir) / image
+            current.image_path = _image_path(line.split(None, 1)[1].strip(), path.parent, obj_dir)
     return materials

@@ -156,12 +156,16 @@ def test_mtl_colours_images_and_options(tmp_path):
     mtl = tmp_path / "sub" / "m.mtl"
     mtl.write_text(
         "# materials\nnewmtl grey\nKd 0.5\nnewmtl rgb\nKd 0.1 0.2 0.3\n"
-        "newmtl tex\nmap_Kd -s 1 1 1 ..\\a.png\nnewmtl softras\nmap_Kd a.png\n"
+        "newmtl tex\nmap_Kd -s 1 1 1 ..\\a.png\nnewmtl softras\nmap_Kd a.png\nnewmtl spaced\nmap_Kd my wood.png\n"
+        "newmtl gone\nmap_Kd -bm 0.2 missing.jpg\n"
     )
+    (tmp_path / "sub" / "my wood.png").write_bytes(b"")
     materials = read_mtl(mtl, obj_dir=tmp_path)
     assert materials["grey"].color == (0.5, 0.5, 0.5) and materials["rgb"].color == (0.1, 0.2, 0.3)
     assert materials["tex"].image_path == tmp_path / "sub" / ".." / "a.png"
     assert materials["softras"].image_path == tmp_path / "a.png"  # only next to the OBJ: SoftRas's place
+    assert materials["spaced"].image_path == tmp_path / "sub" / "my wood.png"
+    assert materials["gone"].image_path == tmp_path / "sub" / "missing.jpg"  # named in the error later
     mtl.write_text("newmtl x\nKd red\n")
     with pytest.raises(ObjSyntaxError, match="m.mtl.*line 2"):
         read_mtl(mtl)
