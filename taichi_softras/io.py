@@ -22,7 +22,7 @@ from PIL import Image
 
 from . import conventions as C
 from .geometry import normalize_vertices
-from .obj_reader import Material, ObjSyntaxError, parse_obj, read_mtl
+from .obj_reader import Material, parse_obj, read_mtl
 from .textures import sample_surface_textures, texture_atlas
 
 PathLike = Union[str, os.PathLike]

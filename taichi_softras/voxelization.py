@@ -118,14 +118,15 @@ def _to_torch(array, like: torch.Tensor) -> torch.Tensor:
 
 
 def _inside_votes(crossings: torch.Tensor) -> torch.Tensor:
-    """crossings ``(B, 3, S, S, S)`` -> how many of the six axis rays from each centre cross the
-    surface an odd number of times ``(B, S, S, S)``."""
-    votes = torch.zeros_like(crossings[:, 0])
+    """crossings ``(B, 3, S + 1, S + 1, S + 1)`` (see ``kernels.voxel.count_crossings``) -> how many
+    of the six axis rays from each centre cross the surface an odd number of times ``(B, S, S, S)``."""
+    s = crossings.shape[-1] - 1
+    votes = torch.zeros_like(crossings[:, 0, :s, :s, :s])
     for axis in range(3):
         c = crossings[:, axis]
         below = torch.cumsum(c, dim=1 + axis)
         above = c.sum(dim=1 + axis, keepdim=True) - below
-        votes += below % 2 + above % 2
+        votes += (below % 2 + above % 2)[:, :s, :s, :s]
     return votes
 
 
@@ -152,7 +153,7 @@ def voxelization(face_vertices: torch.Tensor, size: int, normalize: bool = False
     if faces.shape[1] == 0:
         return voxels
     if method == "center":
-        crossings = torch.zeros(b, 3, size, size, size, dtype=torch.int32, device=device)
+        crossings = torch.zeros(b, 3, size + 1, size + 1, size + 1, dtype=torch.int32, device=device)
         pairs = _line_pairs(faces, size, 0.5, distinct_faces(faces))
         if len(pairs[0]):
             with runtime.launch(device):

@@ -158,6 +158,8 @@ def test_empty_and_bad_input():
     for method in ("softras", "center"):
         assert voxelization(torch.zeros(2, 0, 3, 3), 8, method=method).sum() == 0
         assert voxelization(torch.full((1, 2, 3, 3), 5.0), 8, method=method).sum() == 0  # outside the grid
+    # a box reaching out of the grid on every side: every centre is inside (rays leave the grid)
+    assert voxelization(box_faces((-1.3, -2.1, -0.7), (9.2, 8.6, 11.3)), 8, True, method="center").sum() == 8**3
     with pytest.raises(ValueError, match="face_vertices"):
         voxelization(torch.zeros(1, 3, 3), 8)
     with pytest.raises(ValueError, match="size"):
@@ -252,7 +254,7 @@ def test_center_fills_a_box_with_missing_faces(drop):
 
 
 @pytest.mark.backend
-def test_overlapping_parts(tmp_path):
+def test_overlapping_parts():
     """Two closed boxes overlapping: parity counts the overlap as outside ('center' alone); the
     shell and fill of :func:`solid_voxels` cover it, so the solid is the union's."""
     a_lo, a_hi, b_lo, b_hi = (1.3, 1.3, 1.3), (5.2, 5.2, 5.2), (3.2, 3.2, 3.2), (6.7, 6.7, 6.7)

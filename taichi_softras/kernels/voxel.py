@@ -136,8 +136,9 @@ def count_crossings(faces: ti.types.ndarray(), pair_item: ti.types.ndarray(), of
                     box: ti.types.ndarray(), crossings: ti.types.ndarray(), size: ti.i32):
     """Parity rays: the ray along ``axis`` through the voxel centres (i + 1/2, j + 1/2) (nudged by
     RAY_NUDGE) that crosses a face adds 1 at ``crossings[b, axis, cell]`` of the first voxel whose
-    centre lies beyond the crossing (prefix sums along the axis then give the crossings below each
-    centre). ``crossings (B, 3, S, S, S)`` int32."""
+    centre lies beyond the crossing, position S along the axis for crossings beyond the grid (prefix
+    sums along the axis then give the crossings below each centre, totals those above).
+    ``crossings (B, 3, S + 1, S + 1, S + 1)`` int32."""
     for q in range(pair_item.shape[0]):
         b, f, axis, i, j = _pair(q, pair_item, offset, box, faces.shape[1])
         nu, nv = RAY_NUDGE[0][0], RAY_NUDGE[0][1]
@@ -147,7 +148,7 @@ def count_crossings(faces: ti.types.ndarray(), pair_item: ti.types.ndarray(), of
             nu, nv = RAY_NUDGE[2][0], RAY_NUDGE[2][1]
         hit, w = _line_hit(faces, b, f, axis, i + 0.5 + nu, j + 0.5 + nv)
         if hit:
-            k = ti.max(ti.ceil(w - 0.5, ti.i32), 0)
-            if k < size and 0 <= i < size and 0 <= j < size:
+            k = ti.min(ti.max(ti.ceil(w - 0.5, ti.i32), 0), size)
+            if 0 <= i < size and 0 <= j < size:
                 x0, x1, x2 = _cell(axis, i, j, k)
                 ti.atomic_add(crossings[b, axis, x0, x1, x2], 1)
