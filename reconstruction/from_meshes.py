@@ -126,21 +126,14 @@ def find_models(root: str | pathlib.Path, synset: str) -> list[Model]:
     return models
 
 
-def load_model(model: Model) -> Mesh:
-    """The model as a surface-textured Mesh (its materials' Kd / map_Kd; white without an MTL)."""
-    if not model.path.is_file():
-        raise ModelError(f"model {model.name}: no model file ({' or '.join(MODEL_FILES)}) in {model.path.parent}")
-    try:
-        obj = read_obj(model.path)
-        textures = None
-        if obj.materials or obj.mtl_missing:
-            textures = obj_textures(obj, model.path, TEXTURE_RES, "surface")
-        vertices = torch.from_numpy(obj.vertices)
-        if not bool(torch.isfinite(vertices).all()):
-            raise ValueError("vertices contain NaN or inf")
-        return Mesh(vertices, torch.from_numpy(obj.faces), textures, texture_res=1 if textures is None else TEXTURE_RES)
-    except (ValueError, OSError) as exc:
-        raise ModelError(f"model {model.name} ({model.path}): {exc}") from exc
+def load_model(path: pathlib.Path) -> Mesh:
+    """A model file as a surface-textured Mesh (its materials' Kd / map_Kd; white without an MTL)."""
+    obj = read_obj(path)
+    textures = obj_textures(obj, path, TEXTURE_RES, "surface") if obj.materials or obj.mtl_missing else None
+    vertices = torch.from_numpy(obj.vertices)
+    if not bool(torch.isfinite(vertices).all()):
+        raise ValueError("vertices contain NaN or inf")
+    return Mesh(vertices, torch.from_numpy(obj.faces), textures, texture_res=1 if textures is None else TEXTURE_RES)
 
 
 def dataset_renderer() -> SoftRenderer:
@@ -171,6 +164,18 @@ def model_voxels(mesh: Mesh) -> np.ndarray:
     return stored_from_xyz(solid_voxels(fv.contiguous(), SIZE) > 0)[0].numpy()
 
 
+def process(model: Model, renderer: SoftRenderer) -> tuple[np.ndarray, np.ndarray]:
+    """(images, voxels) of one model; :class:`ModelError` naming it if it cannot be loaded,
+    rendered or voxelized."""
+    if not model.path.is_file():
+        raise ModelError(f"model {model.name}: no model file ({' or '.join(MODEL_FILES)}) in {model.path.parent}")
+    try:
+        mesh = load_model(model.path)
+        return render_views(mesh, renderer), model_voxels(mesh)
+    except (ValueError, OSError) as exc:
+        raise ModelError(f"model {model.name} ({model.path}): {exc}") from exc
+
+
 def build(meshes: str | pathlib.Path, out: str | pathlib.Path, split: str = "auto", classes="all",
           skip_bad: bool = False, progress: bool = True) -> Summary:
     """Render and voxelize every model under ``meshes`` and write the NMR-format files to ``out``.
@@ -191,8 +196,7 @@ def build(meshes: str | pathlib.Path, out: str | pathlib.Path, split: str = "aut
             ok = np.zeros(len(members), bool)
             for i, model in enumerate(members):
                 try:
-                    mesh = load_model(model)
-                    images[i], voxels[i] = render_views(mesh, renderer), model_voxels(mesh)
+                    images[i], voxels[i] = process(model, renderer)
                     ok[i] = True
                 except ModelError as exc:
                     if not skip_bad:

@@ -149,14 +149,16 @@ def test_a_bad_model_is_named_and_can_be_skipped(shapenet, tmp_path, capsys):
     (bad / CHAIR / "broken").mkdir()
     (bad / CHAIR / "broken" / "model.obj").write_text("v 0 0 0\nv 1 0 0\nf 1 2 3\n")
     (bad / CHAIR / "empty").mkdir()
+    (bad / CHAIR / "nan").mkdir()
+    (bad / CHAIR / "nan" / "model.obj").write_text("v nan 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
     with pytest.raises(SystemExit, match=f"model {CHAIR}/broken .*line 3: vertex index 3 out of range.*--skip-bad"):
         make_dataset.main(["--meshes", str(bad), "--out", str(tmp_path / "out")])
     make_dataset.main(["--meshes", str(bad), "--out", str(tmp_path / "out"), "--skip-bad", "--split", "val"])
     out = capsys.readouterr().out
-    assert "wrote 1 models of 1 class(es) (train 0 / val 1 / test 0), skipped 2 bad model(s)" in out
+    assert "wrote 1 models of 1 class(es) (train 0 / val 1 / test 0), skipped 3 bad model(s)" in out
     summary = from_meshes.build(bad, tmp_path / "out2", "val", skip_bad=True, progress=False)
-    assert summary.written["val"] == 1 and set(summary.skipped) == {f"{CHAIR}/broken", f"{CHAIR}/empty"}
-    assert "no model file" in summary.skipped[f"{CHAIR}/empty"]
+    assert summary.written["val"] == 1 and set(summary.skipped) == {f"{CHAIR}/broken", f"{CHAIR}/empty", f"{CHAIR}/nan"}
+    assert "no model file" in summary.skipped[f"{CHAIR}/empty"] and "NaN" in summary.skipped[f"{CHAIR}/nan"]
     assert len(D.load_class_split(tmp_path / "out2", CHAIR, "val")[0]) == 1
 
 
