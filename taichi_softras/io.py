@@ -17,7 +17,7 @@ from typing import Union
 
 import numpy as np
 import torch
-import trimesh
+from ._lazy import trimesh
 from PIL import Image
 
 from . import conventions as C
