@@ -162,9 +162,9 @@ def run_ggui(args: argparse.Namespace, scene: Scene) -> None:
     from demo_kit import ggui
 
     c = Controls.from_args(args)
-    res = (1280, 720)
-    view_region = (0, 0, 620, 720)
-    zoom = max(1, 560 // args.image_size)
+    widgets_box, view_region, panel_at = (8, 8, 344, 624), (360, 0, 506, 640), (876, 40)
+    zoom = max(1, 512 // args.image_size)
+    res = (panel_at[0] + args.image_size * zoom + 12, max(640, panel_at[1] + args.image_size * zoom + 40))
     win = ggui.Window("taichi_softras: render", res, args.frames, args.screenshot)
     # The 3D view: the mesh with each face's mean texture colour, and the render's camera.
     corners = scene.vertices[scene.faces].reshape(-1, 3).numpy()
@@ -174,7 +174,6 @@ def run_ggui(args: argparse.Namespace, scene: Scene) -> None:
     view = ggui.OrbitView(res, view_region, (0, 0, 0), 1.1 * max(radius, args.distance), azimuth=-60, elevation=20)
     frustum, eye_mark = ggui.LineBuffer(9), ggui.PointBuffer(1)
     ms = 0.0
-    widgets_box = (10, 10, 340, 330)
     while win.running:
         dx, dy = win.poll(accept=lambda p: view.contains(p) and not ggui.inside(p, widgets_box))
         view.orbit(dx, dy)
@@ -188,7 +187,11 @@ def run_ggui(args: argparse.Namespace, scene: Scene) -> None:
         image, ms = c.render(scene)
         panel = images.panel(images.upscale(image, zoom), c.title(), fg=images.WHITE, bg=(51, 51, 51))
         background = np.full((res[1], res[0], 3), 51, np.uint8)
-        background[40 : 40 + panel.shape[0], 660 : 660 + panel.shape[1]] = panel[: res[1] - 40, : res[0] - 660]
+        x, y = panel_at
+        background[y : y + panel.shape[0], x : x + panel.shape[1]] = panel[: res[1] - y, : res[0] - x]
+        caption = images.caption(np.zeros((0, view_region[2], 3), np.uint8), "3D view: the mesh and the render's camera (yellow)",
+                                 fg=images.WHITE, bg=(51, 51, 51))
+        background[8 : 8 + caption.shape[0], view_region[0] : view_region[0] + view_region[2]] = caption
         win.background(background)
 
         eye = rendering.eyes_from_angles(c.distance, c.elevation, c.azimuth)[0].numpy().astype(np.float64)
@@ -212,7 +215,7 @@ def run_ggui(args: argparse.Namespace, scene: Scene) -> None:
                 c.switch_aggregate()
             c.spin = g.checkbox("spin (space)", c.spin)
             g.text(f"render {args.image_size}x{args.image_size}: {ms:.0f} ms")
-            g.text("3D view (yellow: the render's camera)")
+            g.text("3D view")
             view.zoom = g.slider_float("3D zoom", view.zoom, 0.5, 4.0)
             if g.button("reset 3D view"):
                 view.reset()

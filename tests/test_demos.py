@@ -121,7 +121,7 @@ def test_gradients_panel_draws_the_arrows(demo, tmp_path):
     run_demo(demo, "gradients", ["--headless", "--out", tmp_path, "--image-size", 24, "--steps", 0])
     render = np.asarray(Image.open(tmp_path / "render.png").convert("RGB")).astype(int)
     arrows = np.asarray(Image.open(tmp_path / "vertex_gradients.png").convert("RGB")).astype(int)
-    title = 24  # the panels' one-line title strip
+    title = demo("demo_kit.images").caption(np.zeros((0, 8, 3), np.uint8), "a title").shape[0]  # the title strip
     body = (slice(title, render.shape[0]), slice(0, render.shape[0] - title))  # the square image under it
     changed = np.abs(arrows[body] - render[body]).sum(-1) > 60
     assert changed.mean() > 0.05, f"only {changed.mean():.1%} of the image carries arrows"

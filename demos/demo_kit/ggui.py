@@ -23,7 +23,7 @@ import pathlib
 import numpy as np
 
 BACKGROUND = (0.2, 0.2, 0.2)
-PICK_RADIUS = 10  # pixels: the largest cursor-to-vertex distance that picks
+PICK_RADIUS = 20  # pixels: the largest cursor-to-vertex distance that picks
 CLICK_SLOP = 4  # pixels: a press and release closer than this is a click, farther a drag
 
 
@@ -141,15 +141,14 @@ class OrbitView:
         return inside(pixel, self.region)
 
     def pick(self, points: np.ndarray, pixel: tuple[float, float], normals: np.ndarray | None = None) -> int | None:
-        """The point nearest the eye among those within PICK_RADIUS pixels of ``pixel`` (facing the
-        eye, when ``normals`` are given); None if there is none."""
-        xy, depth = self.project(points)
-        near = np.hypot(*(xy - np.asarray(pixel)).T) < PICK_RADIUS
+        """The point projecting nearest to ``pixel``, within PICK_RADIUS pixels, among those facing
+        the eye (when ``normals`` are given; a closed mesh's hidden side faces away); None if none."""
+        xy, _ = self.project(points)
+        distance = np.hypot(*(xy - np.asarray(pixel)).T)
         if normals is not None:
-            near &= normals @ self.basis()[3] < 0
-        if not near.any():
-            return None
-        return int(np.flatnonzero(near)[depth[near].argmin()])
+            distance[normals @ self.basis()[3] >= 0] = np.inf
+        best = int(distance.argmin())
+        return best if distance[best] < PICK_RADIUS else None
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -295,16 +294,17 @@ class Window:
         drag (returned as (dx, dy) pixels) of the left button; presses where ``accept(pixel)`` is
         False (e.g. on the widgets) are ignored."""
         self.keys, self.clicked = [], None
-        for e in self.window.get_events():
-            if e.key == self.ti.ui.LMB:
-                if e.type == self.ti.ui.PRESS and accept(self.cursor()):
-                    self.pressed = self._last = self.cursor()
-                elif e.type == self.ti.ui.RELEASE and self.pressed is not None:
-                    if math.dist(self.pressed, self.cursor()) < CLICK_SLOP:
-                        self.clicked = self.pressed
-                    self.pressed = None
-            elif e.type == self.ti.ui.PRESS:
+        ui = self.ti.ui
+        for e in self.window.get_events(ui.PRESS):  # GGUI's events carry only their key: ask per type
+            if e.key != ui.LMB:
                 self.keys.append(e.key)
+            elif accept(self.cursor()):
+                self.pressed = self._last = self.cursor()
+        for e in self.window.get_events(ui.RELEASE):
+            if e.key == ui.LMB and self.pressed is not None:
+                if math.dist(self.pressed, self.cursor()) < CLICK_SLOP:
+                    self.clicked = self.pressed
+                self.pressed = None
         if self.pressed is None or not self.window.is_pressed(self.ti.ui.LMB):
             return 0.0, 0.0
         now = self.cursor()
