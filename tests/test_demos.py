@@ -140,8 +140,11 @@ def test_gradients_reach_grows_with_sigma(demo):
     assert reach[0] < reach[1]
 
 
-def test_deform_headless(demo, tmp_path, figures):
+def test_deform_headless(demo, tmp_path, figures, capsys):
     run_demo(demo, "deform", ["--headless", "--out", tmp_path, "--image-size", 16, "--iterations", 8, "--views-per-step", 12])
+    out, err = capsys.readouterr()
+    assert "deform: 100%" in err and "8/8" in err  # the progress bar, also when stderr is not a terminal
+    assert out.strip().splitlines()[-1].startswith("deform: target=car iterations=8 ")  # the one-line result
     for name in ("final.png", "loss.png"):
         assert_labelled(figures[name])
     assert figures["final.png"]["legend"] == ["target only", "fit only", "both"]
@@ -193,6 +196,29 @@ def test_no_display_falls_back_to_headless(demo, tmp_path, monkeypatch, capsys):
     run_demo(demo, "pose_nonrigid", ["--out", tmp_path, "--image-size", 16, "--views", 1, "--iterations", 2])
     assert "running headless" in capsys.readouterr().err
     assert (tmp_path / "summary.json").exists()
+
+
+DEMO_NAMES = ("render", "gradients", "deform", "pose_rigid", "pose_nonrigid", "implicit_fit")
+
+
+@pytest.mark.parametrize("name", DEMO_NAMES)
+def test_help_describes_every_option(demo, name):
+    """--help: the demo's description, and every option with a help text, its default and its choices."""
+    module = demo(name)
+    parser = module.build_parser()
+    text = parser.format_help()
+    options = [a for a in parser._actions if a.dest != "help"]
+    assert all(a.help for a in options), [a.dest for a in options if not a.help]
+    assert text.split("options:")[1].count("(default:") == len(options)
+    for a in options:
+        if a.choices:
+            assert "{" + ",".join(a.choices) + "}" in text
+    assert module.__doc__.splitlines()[0] in text
+
+
+def test_debug_shows_the_traceback(demo, tmp_path):
+    with pytest.raises(demo("demo_kit.cli").DemoError, match="no such file"):
+        run_demo(demo, "render", ["--headless", "--out", tmp_path, "--mesh", "/no/such/mesh.obj", "--debug"])
 
 
 @pytest.fixture
