@@ -29,12 +29,14 @@ import numpy as np
 import torch
 
 from demo_kit import cli, images, plots, rendering
-from taichi_softras import DATA_DIR, shapes
+from taichi_softras import DATA_DIR, runtime, shapes
 
 MESH_COLOR = (0.7, 0.75, 0.9)
 TARGET_COLOR = (0.9, 0.35, 0.25)
 CAMERA_COLOR = (1.0, 0.85, 0.2)
-FD_STEP = 1e-5  # world units; float64 renders keep central differences accurate to ~1e-8
+# Central differences: in float64 (accurate to ~1e-8) where the backend has it, else float32 with a
+# step large enough for float32 rounding (Vulkan's code generator has no 64-bit exp/log).
+FD_STEPS = {torch.float64: 1e-5, torch.float32: 1e-3}  # world units
 REACH = 1e-3  # vertices with |dL/dv| above REACH * max count as reached (arrows, colour scale floor)
 SHARE_DECADES = 1e-4  # the heat-map's log colour scale spans this fraction of its maximum
 ARROW_FRACTION = 0.2  # the longest 2D arrow, as a fraction of the image side
@@ -69,8 +71,19 @@ class GradientScene:
         self.image_size = args.image_size
         self.colors = torch.tensor(MESH_COLOR).expand(1, self.faces.shape[0], 1, 3)
         self.lr = args.lr
+        self.fd_dtype = torch.float64
+        try:
+            runtime.ensure_initialized()
+            runtime.require_float64("the heat map's central differences", transcendentals=True)
+        except TypeError:
+            self.fd_dtype = torch.float32
         self.set_camera(args.elevation, args.azimuth)
         self.reset()
+
+    @property
+    def fd_precision(self) -> str:
+        """'float64' or 'float32': the precision of the heat map's central differences."""
+        return str(self.fd_dtype).removeprefix("torch.")
 
     def set_camera(self, elevation: float, azimuth: float) -> None:
         """Move the camera (look-at, distance DISTANCE) and render the target from there."""
@@ -132,18 +145,18 @@ class GradientScene:
         return rendering.to_pixels(vertices, self.eye, self.VIEWING_ANGLE, self.image_size)
 
     def vertex_heatmap(self, vertex: int, sigma: float, gamma: float) -> tuple[np.ndarray, torch.Tensor]:
-        """|d loss_pixel / d v| ``(H, W)`` for one vertex by central differences (float64), and its
-        sum over pixels ``(3,)`` (equal to the autodiff gradient up to FD error)."""
-        base = self.vertices.detach().double()
+        """|d loss_pixel / d v| ``(H, W)`` for one vertex by central differences (float64 where the
+        backend has it), and its sum over pixels ``(3,)`` (the autodiff gradient up to FD error)."""
+        base, h = self.vertices.detach().to(self.fd_dtype), FD_STEPS[self.fd_dtype]
         parts = []
         for axis in range(3):
             diffs = []
             for sign in (1.0, -1.0):
                 moved = base.clone()
-                moved[vertex, axis] += sign * FD_STEP
+                moved[vertex, axis] += sign * h
                 with torch.no_grad():
-                    diffs.append(self.loss_map(moved, sigma, gamma)[1])
-            parts.append((diffs[0] - diffs[1]) / (2 * FD_STEP) / diffs[0].numel())  # d(mean loss) share
+                    diffs.append(self.loss_map(moved, sigma, gamma)[1].double())
+            parts.append((diffs[0] - diffs[1]) / (2 * h) / diffs[0].numel())  # d(mean loss) share
         per_pixel = torch.stack(parts, -1)  # (H, W, 3)
         return per_pixel.norm(dim=-1).numpy(), per_pixel.sum((0, 1))
 
@@ -221,7 +234,7 @@ class Session:
     def status(self) -> str:
         s = self._state
         return (f"loss {s['loss']:.5f}  step {self.steps}  vertex {s['vertex']} |dL/dv| {float(s['norms'][s['vertex']]):.2e}  "
-                f"FD/autodiff cosine {s['fd_cosine']:.4f}")
+                f"FD/autodiff cosine {s['fd_cosine']:.4f} ({self.scene.fd_precision} FD)")
 
 
 PANELS = ("render", "loss", "arrows", "share")  # the 2 x 2 grid, row by row
@@ -467,6 +480,7 @@ def run_ggui(args: argparse.Namespace, scene: GradientScene) -> None:
             w.text(f"loss {state['loss']:.5f} after {session.steps} steps")
             w.text(f"picked vertex {state['vertex']}: |dL/dv| {float(state['norms'][state['vertex']]):.2e}")
             w.text(f"FD / autodiff cosine {state['fd_cosine']:.6f}")
+            w.text(f"(central differences in {scene.fd_precision})")
             w.text(f"{int(m.sum())} of {len(vertices)} vertices reached")
             w.text("3D view")
             show_wireframe = w.checkbox("target wireframe", show_wireframe)
