@@ -182,6 +182,7 @@ class Session:
         self.elevation, self.azimuth = args.elevation, args.azimuth
         self.vertex, self.show_target, self.running, self.steps = args.vertex, False, False, 0
         self._camera = (self.elevation, self.azimuth)
+        self._version = 0  # counts changes of the vertices (steps, resets)
         self._state, self._key = None, None
 
     @property
@@ -195,10 +196,12 @@ class Session:
     def step(self) -> None:
         self.scene.step(self.sigma, self.gamma)
         self.steps += 1
+        self._version += 1
 
     def reset(self) -> None:
         self.scene.reset()
         self.steps, self.running = 0, False
+        self._version += 1
 
     def key(self, key: str) -> bool:
         """Apply a key press (g, space, r, t); False for escape (quit)."""
@@ -210,7 +213,7 @@ class Session:
             self.reset()
         elif key == "t":
             self.show_target = not self.show_target
-        return key not in ("Escape",)
+        return key != "Escape"
 
     def state(self) -> dict:
         """The analysis of the current state; takes a step first while running."""
@@ -219,7 +222,7 @@ class Session:
         if (self.elevation, self.azimuth) != self._camera:
             self.scene.set_camera(self.elevation, self.azimuth)
             self._camera = (self.elevation, self.azimuth)
-        key = (self.log_sigma, self.log_gamma, self.vertex, self.steps, self._camera, id(self.scene.vertices))
+        key = (self.log_sigma, self.log_gamma, self.vertex, self._version, self._camera)
         if key != self._key:
             self._state, self._key = self.scene.analyse(self.sigma, self.gamma, self.vertex), key
         return self._state
@@ -325,7 +328,7 @@ def run_headless(args: argparse.Namespace, scene: GradientScene) -> None:
 
 def save_figure(path, state: dict, scene: GradientScene, args: argparse.Namespace) -> None:
     """The four panels as one matplotlib figure (image axes in pixels, colour bars with their units)."""
-    plt = plots._pyplot()
+    plt = plots.pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(17, 4.6), dpi=100)
     axes[0].imshow(images.to_uint8(state["image"]))
     axes[0].imshow(images.to_uint8(scene.target), alpha=0.35)
@@ -355,7 +358,7 @@ def save_figure(path, state: dict, scene: GradientScene, args: argparse.Namespac
     fig.suptitle(f"gradients of the image loss: sigma {args.sigma:g}, gamma {args.gamma:g} "
                  f"(FD/autodiff cosine {state['fd_cosine']:.6f})")
     fig.tight_layout()
-    plots._save(fig, path)
+    plots.save(fig, path)
 
 
 def run_gui(args: argparse.Namespace, scene: GradientScene) -> None:
@@ -482,12 +485,9 @@ def run_ggui(args: argparse.Namespace, scene: GradientScene) -> None:
             w.text(f"FD / autodiff cosine {state['fd_cosine']:.6f}")
             w.text(f"(central differences in {scene.fd_precision})")
             w.text(f"{int(m.sum())} of {len(vertices)} vertices reached")
-            w.text("3D view")
+            view.controls(w)
             show_wireframe = w.checkbox("target wireframe", show_wireframe)
-            view.zoom = w.slider_float("3D zoom", view.zoom, 0.5, 4.0)
-            if w.button("reset 3D view"):
-                view.reset()
-            w.text("drag: orbit; click a vertex (3D view\nor panels): pick it; esc: quit")
+            w.text("click a vertex (3D view or panels)\nto pick it; esc: quit")
         win.show()
 
 

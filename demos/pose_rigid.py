@@ -138,15 +138,15 @@ def main(args: argparse.Namespace) -> None:
         def on_step(i, rotation, shift, loss, first_start=False):
             bar.update()
             bar.set_postfix_str(f"pose {k + 1}/{args.poses} loss {loss:.4f}", refresh=False)
-            take = i % max(1, args.iterations // 40) == 0 or i == args.iterations - 1
-            shown = window is not None and window.running
-            if k > 0 or not first_start or not (shown or take):
+            take = k == 0 and first_start and (i % max(1, args.iterations // 40) == 0 or i == args.iterations - 1)
+            shown = first_start and window is not None and window.running  # the window follows each pose's first start
+            if not (take or shown):
                 return
             with torch.no_grad():
                 pic = comparison(target, scene.render(rotation, shift, args.sigma))
             if shown:
                 window.set_canvas(images.hstack(pic))
-                window.label(f"pose 1: loss {loss:.4f}   target | current | |difference|")
+                window.label(f"pose {k + 1}/{args.poses}: loss {loss:.4f}   target | current | |difference|")
                 window.show()
             if take:
                 frames.append(images.caption(images.hstack(pic), f"step {i + 1}/{args.iterations}", size=10))

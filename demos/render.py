@@ -215,11 +215,7 @@ def run_ggui(args: argparse.Namespace, scene: Scene) -> None:
                 c.switch_aggregate()
             c.spin = g.checkbox("spin (space)", c.spin)
             g.text(f"render {args.image_size}x{args.image_size}: {ms:.0f} ms")
-            g.text("3D view")
-            view.zoom = g.slider_float("3D zoom", view.zoom, 0.5, 4.0)
-            if g.button("reset 3D view"):
-                view.reset()
-            g.text("drag in the 3D view to orbit")
+            view.controls(g)
         win.show()
 
 

@@ -43,7 +43,7 @@ def figures(demo, monkeypatch):
     legends and whether it shows images (the figures are still written)."""
     plots = demo("demo_kit.plots")
     seen = {}
-    save = plots._save
+    save = plots.save
 
     def record(fig, path):
         axes = [ax for ax in fig.axes if ax.get_visible() and ax.axison and not hasattr(ax, "_colorbar")]
@@ -62,7 +62,7 @@ def figures(demo, monkeypatch):
         }
         return save(fig, path)
 
-    monkeypatch.setattr(plots, "_save", record)
+    monkeypatch.setattr(plots, "save", record)
     return seen
 
 

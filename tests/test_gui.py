@@ -124,6 +124,14 @@ def test_gradients_gui_shows_all_panels(display, tmp_path):
     assert np.abs(areas["arrows"] - areas["render"]).sum(-1).astype(bool).mean() > 0.05  # the arrows
 
 
+def test_fitting_demo_window_shows_progress(display, tmp_path):
+    """The fitting demos' ti.GUI window (the optimization loop): the silhouettes and a status line."""
+    shot = screenshot(display, "pose_nonrigid.py", ["--image-size", "32", "--views", "2", "--iterations", "4"], tmp_path)
+    assert_shows_something(shot[:128, :260], "silhouettes")
+    assert colourful(shot[:128, :260]) > 0.05  # red target, green fit
+    assert (shot[-20:, :200].min(-1) > 200).any(), "no status line"
+
+
 # --- GGUI ---------------------------------------------------------------------------------------
 
 

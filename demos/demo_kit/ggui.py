@@ -74,7 +74,8 @@ class OrbitView:
     """An orbit camera around ``center`` drawn into the window region ``(x0, y0, w, h)`` (pixels,
     from the top-left): orthographic, the region's shorter side spanning ``2 * radius / zoom``.
 
-    ``azimuth``/``elevation`` in degrees (azimuth 0 looks along +z... from -z, as SoftRas's eyes).
+    The eye sits at ``azimuth``/``elevation`` degrees around the centre by SoftRas's formula
+    (azimuth 0 on the -z side, elevation 90 above), always with +y up on the screen.
     """
 
     def __init__(self, window_res: tuple[int, int], region: tuple[int, int, int, int], center, radius: float,
@@ -86,6 +87,13 @@ class OrbitView:
 
     def reset(self) -> None:
         (self.azimuth, self.elevation), self.zoom = self.home, 1.0
+
+    def controls(self, gui) -> None:
+        """This view's ImGui widgets (inside a sub-window): zoom and reset."""
+        gui.text("3D view (drag to orbit)")
+        self.zoom = gui.slider_float("3D zoom", self.zoom, 0.5, 4.0)
+        if gui.button("reset 3D view"):
+            self.reset()
 
     def orbit(self, dx: float, dy: float) -> None:
         """Turn by a mouse drag of (dx, dy) pixels (right, down)."""

@@ -10,7 +10,8 @@ from typing import Sequence
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the headless Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,9 +20,10 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: pathlib.Path) -> pathlib.Path:
+def save(fig, path: pathlib.Path) -> pathlib.Path:
+    """Write ``fig`` to ``path`` and close it."""
     fig.savefig(path)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -42,7 +44,7 @@ def curves(path: pathlib.Path, series: dict[str, Sequence[float]], xlabel: str, 
     """Line plot of named series over their index (iterations, steps); a legend when there are several."""
     from matplotlib.ticker import MaxNLocator
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.5), dpi=100)
     for label, ys in series.items():
         ax.plot(np.arange(len(ys)), ys, label=label)
@@ -54,14 +56,14 @@ def curves(path: pathlib.Path, series: dict[str, Sequence[float]], xlabel: str, 
     if len(series) > 1:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def per_item(path: pathlib.Path, values: Sequence[float], xlabel: str, ylabel: str, title: str,
              threshold: float | None = None, threshold_label: str = "", log_y: bool = False) -> pathlib.Path:
     """One mark per item (items 1..N on integer ticks, e.g. poses), an optional horizontal threshold:
     marks under it are green, over it red (the legend says so)."""
-    plt = _pyplot()
+    plt = pyplot()
     values = np.asarray(values, np.float64)
     items = np.arange(1, len(values) + 1)
     fig, ax = plt.subplots(figsize=(5.5, 3.5), dpi=100)
@@ -80,7 +82,7 @@ def per_item(path: pathlib.Path, values: Sequence[float], xlabel: str, ylabel: s
         _log_y(ax)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def image_grid(path: pathlib.Path, rows: Sequence[Sequence[np.ndarray]], title: str,
@@ -88,7 +90,7 @@ def image_grid(path: pathlib.Path, rows: Sequence[Sequence[np.ndarray]], title: 
                legend: Sequence[tuple[tuple[float, float, float], str]] = (), panel_inches: float = 1.8) -> pathlib.Path:
     """Images in a grid (``rows[r][c]``, uint8 ``(H, W, 3)``) with a label per row and per column,
     figure-wide axis labels and a legend of colour swatches ``(rgb in [0, 1], meaning)``."""
-    plt = _pyplot()
+    plt = pyplot()
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(panel_inches * n_cols + 0.8, panel_inches * n_rows + 0.9),
                              dpi=100, squeeze=False)
@@ -116,4 +118,4 @@ def image_grid(path: pathlib.Path, rows: Sequence[Sequence[np.ndarray]], title: 
         fig.legend(handles=[Patch(color=c, label=t) for c, t in legend], loc="lower center", ncol=len(legend),
                    fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.06 if legend else 0, 1, 1))
-    return _save(fig, path)
+    return save(fig, path)

@@ -21,7 +21,6 @@ STRIP = 230  # widget strip width, pixels
 ROW = 44  # pixels per widget
 PAD = 12  # the bar's inset from the strip's sides
 STATUS = 24  # status line height
-MIN_HEIGHT = 200
 MIN_ZOOMED = 256
 BACKGROUND = (51, 51, 51)
 BAR, HANDLE, BUTTON, TEXT = (120, 120, 120), (80, 160, 255), (70, 90, 120), (255, 255, 255)
@@ -64,19 +63,29 @@ class Window:
         from taichi_softras import runtime
 
         runtime.ensure_initialized()
-        self.ti = ti
+        self.ti, self.title = ti, title
         self.zoom = max(1, MIN_ZOOMED // canvas_shape[0]) if zoom is None else zoom
         self.canvas_w = canvas_shape[1] * self.zoom
-        self.canvas_h = max(canvas_shape[0] * self.zoom, MIN_HEIGHT)
-        self.res = (self.canvas_w + STRIP, self.canvas_h + STATUS)
-        self.gui = ti.GUI(title, res=self.res)
+        self.canvas_h = canvas_shape[0] * self.zoom
+        self.res = (self.canvas_w, self.canvas_h + STATUS)  # + the widget strip, if widgets are added
+        self._gui = None  # opened at first use, once the widgets (and so the width) are known
         self.frames, self.screenshot, self.count, self.closed = frames, screenshot, 0, False
         self.sliders: list[Slider] = []
         self.buttons: list[tuple[str, int]] = []  # (text, row)
         self.rows = 0
-        self.canvas = np.zeros((self.canvas_h, self.canvas_w, 3), np.uint8)
+        self.canvas = np.full((self.canvas_h, self.canvas_w, 3), BACKGROUND[0], np.uint8)
         self.status = ""
         self._dragging: Slider | None = None
+
+    @property
+    def gui(self):
+        """The ti.GUI window (opened at the first call)."""
+        if self._gui is None:
+            if self.rows:
+                self.canvas_h = max(self.canvas_h, self.rows * ROW)
+                self.res = (self.canvas_w + STRIP, self.canvas_h + STATUS)
+            self._gui = self.ti.GUI(self.title, res=self.res)
+        return self._gui
 
     def slider(self, text: str, lo: float, hi: float, value: float, step: float | None = None) -> Slider:
         self.sliders.append(Slider(text, lo, hi, value, step, self.rows))
