@@ -52,6 +52,7 @@ TILE_PIXELS = TILE * TILE
 
 # Real settings in ``prm``.
 P_SIGMA, P_GAMMA, P_EPS, P_NEAR, P_FAR, P_THR, P_RAD, P_BG = 0, 1, 2, 3, 4, 5, 6, 7  # P_BG..P_BG+2
+P_INV_S = 10  # 1 / min(H, W): pixel centres by multiplication (a division per pixel costs ~15 cycles)
 N_PRM = 16
 #: Bound on softmax exponents in the backward (exp(30) is finite in float32).
 EXP_ARG_MAX = 30.0
@@ -163,9 +164,10 @@ def _softplus(x):
 
 
 @ti.func
-def _pixel_xy(col, row, H, W, real: ti.template()):
-    s = ti.cast(ti.min(H, W), real)
-    return ti.cast(2 * col + 1 - W, real) / s, ti.cast(H - 1 - 2 * row, real) / s
+def _pixel_xy(f: ti.template(), col, row):
+    """NDC centre of pixel (col, row) (conventions.py), the same expression in every pass."""
+    H, W, inv_s = f.dims[D_H], f.dims[D_W], f.prm[P_INV_S]
+    return ti.cast(2 * col + 1 - W, f.fv.dtype) * inv_s, ti.cast(H - 1 - 2 * row, f.fv.dtype) * inv_s
 
 
 @ti.func
@@ -193,10 +195,16 @@ def _fragment(px, py, x0, y0, x1, y1, x2, y2, a0, b0, a1, b1, iz0, iz1, iz2, l01
     d2 = _dist2(px, py, x0, y0, x1, y1, x2, y2, l01, l12, l20, w0, w1, w2, dist)
     keep = inside or (dist != DIST_HARD and d2 < thr)
     u0, u1, u2 = ti.min(ti.max(w0, 0.0), 1.0), ti.min(ti.max(w1, 0.0), 1.0), ti.min(ti.max(w2, 0.0), 1.0)
-    usum = ti.max(u0 + u1 + u2, BARY_SUM_EPS)
-    c0, c1, c2 = u0 / usum, u1 / usum, u2 / usum
+    inv_usum = 1.0 / ti.max(u0 + u1 + u2, BARY_SUM_EPS)
+    c0, c1, c2 = u0 * inv_usum, u1 * inv_usum, u2 * inv_usum
     zp = 1.0 / (c0 * iz0 + c1 * iz1 + c2 * iz2)
     return keep, inside, ti.select(inside, d2, -d2), c0, c1, c2, zp
+
+
+@ti.func
+def _within_line(fs, fb, e: ti.template(), px, py):
+    k = S_LINES + 3 * e
+    return fs[fb, k] * px + fs[fb, k + 1] * py + fs[fb, k + 2] <= fs[fb, S_LIM]
 
 
 @ti.func
@@ -204,16 +212,13 @@ def _in_box(fs, fb, px, py, dist: ti.template()):
     """Cheap, non-differentiable pre-test: is the pixel in the face's grown box (empty if culled) and,
     for distance cut-offs, not farther than the cut-off radius (plus a rounding margin) beyond one of
     its edge lines (the triangle lies wholly on the other side, so its distance is at least that)?
-    Exact for the box (SoftRas's border check); conservative for the lines."""
-    ok = px >= fs[fb, S_BOX] and px <= fs[fb, S_BOX + 1] and py >= fs[fb, S_BOX + 2] and py <= fs[fb, S_BOX + 3]
+    Exact for the box (SoftRas's border check); conservative for the lines. Single-assignment: a
+    re-stored local makes Taichi's autodiff give it a stack in every pass that calls this."""
+    box = px >= fs[fb, S_BOX] and px <= fs[fb, S_BOX + 1] and py >= fs[fb, S_BOX + 2] and py <= fs[fb, S_BOX + 3]
     if ti.static(dist == DIST_EUCLIDEAN):
-        if ok:
-            lim = fs[fb, S_LIM]
-            for e in ti.static(range(3)):
-                k = S_LINES + 3 * e
-                if fs[fb, k] * px + fs[fb, k + 1] * py + fs[fb, k + 2] > lim:
-                    ok = False
-    return ok
+        return box and _within_line(fs, fb, 0, px, py) and _within_line(fs, fb, 1, px, py) and _within_line(fs, fb, 2, px, py)
+    else:
+        return box
 
 
 @ti.func
@@ -239,12 +244,12 @@ def _colours(front, zp, prm, fill_back: ti.template()):
 
 
 @ti.func
-def _coverage(sd2, inside, prm, dist: ti.template()):
-    """D of a kept fragment (x = delta d^2 / sigma >= -ln(1/dist_eps - 1) there: exp(-x) is finite)."""
+def _coverage(xs, inside, dist: ti.template()):
+    """D of a kept fragment from x = delta d^2 / sigma (>= -ln(1/dist_eps - 1): exp(-x) is finite)."""
     if ti.static(dist == DIST_HARD):
         return ti.select(inside, 1.0, 0.0)
     else:
-        return 1.0 / (1.0 + ti.exp(-sd2 / prm[P_SIGMA]))
+        return 1.0 / (1.0 + ti.exp(-xs))
 
 
 @ti.func
@@ -325,8 +330,9 @@ def _pixel_of(f: ti.template(), c, k):
 
 
 @ti.kernel
-def setup(f: ti.template(), n: ti.i32):
-    """Per face: its setup ``fs`` and its tile range ``box`` (empty if culled or off-screen)."""
+def setup(f: ti.template(), cnt: ti.template(), n: ti.i32):
+    """Per face: its setup ``fs``, its tile range ``box`` (empty if culled or off-screen) and the
+    number of tiles in it ``cnt`` (binning's first pass, kernels/binning.py ``count``)."""
     for i in range(n):
         B, F, H, W = f.dims[D_B], f.dims[D_F], f.dims[D_H], f.dims[D_W]
         b = i // F
@@ -350,6 +356,7 @@ def setup(f: ti.template(), n: ti.i32):
         f.box[i, 0] = ti.select(empty, 1, c0 // TILE)
         f.box[i, 1] = ti.select(empty, 0, c1 // TILE)
         f.box[i, 2], f.box[i, 3] = r0 // TILE, r1 // TILE
+        cnt[i] = ti.select(empty, 0, (c1 // TILE - c0 // TILE + 1) * (r1 // TILE - r0 // TILE + 1))
         f.box[i, 4], f.box[i, 5] = 0, 0
         fs = ti.static(f.fs)
         fs[i, S_BOX] = ti.select(culled, 1.0, xmin)
@@ -382,7 +389,7 @@ def rasterize(f: ti.template(), t: ti.template(), m: ti.template(), n_cells: ti.
         if on_image:
             F, H, W = f.dims[D_F], f.dims[D_H], f.dims[D_W]
             p = (b * H + row) * W + col
-            px, py = _pixel_xy(col, row, H, W, f.fv.dtype)
+            px, py = _pixel_xy(f, col, row)
             prm = ti.static(f.prm)
             far, near, gamma = prm[P_FAR], prm[P_NEAR], prm[P_GAMMA]
             zero = 0.0 * px
@@ -396,8 +403,8 @@ def rasterize(f: ti.template(), t: ti.template(), m: ti.template(), n_cells: ti.
                 if _in_box(f.fs, fb, px, py, m.dist):
                     keep, inside, sd2, c0, c1, c2, zp = _stored_fragment(f, fb, px, py, m.dist)
                     if keep:
-                        D = _coverage(sd2, inside, prm, m.dist)
                         xs = sd2 / prm[P_SIGMA]
+                        D = _coverage(xs, inside, m.dist)
                         if ti.static(m.dist != DIST_HARD):
                             log_sum += -_softplus(xs)
                         d_sum += D
@@ -444,7 +451,10 @@ def rasterize(f: ti.template(), t: ti.template(), m: ti.template(), n_cells: ti.
 
 @ti.func
 def _accumulate_fragment(f: ti.template(), m: ti.template(), b, fi, fb, row, col, px, py):
-    """The differentiable part of ``accumulate`` for one fragment."""
+    """The differentiable part of ``accumulate`` for one fragment: straight-line code whose sums are
+    gated by ``ti.select`` (nested ``if``s around differentiable code make Taichi's reverse pass keep
+    a stack per branch value and run ~4x slower: docs/design.md). Values of fragments a select
+    discards are kept finite (x = 0 there), so their zero adjoints cannot meet an inf."""
     H, W = f.dims[D_H], f.dims[D_W]
     p = (b * H + row) * W + col
     prm = ti.static(f.prm)
@@ -453,35 +463,34 @@ def _accumulate_fragment(f: ti.template(), m: ti.template(), b, fi, fb, row, col
     keep, inside, sd2, c0, c1, c2, zp = _fragment(
         px, py, x0, y0, x1, y1, x2, y2, a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20, prm[P_THR], m.dist
     )
-    if keep:
-        D = _coverage(sd2, inside, prm, m.dist)
-        xs = sd2 / prm[P_SIGMA]
+    xs = ti.select(keep, sd2 / prm[P_SIGMA], 0.0)
+    D = _coverage(xs, inside, m.dist)
+    if ti.static(m.dist != DIST_HARD):
+        f.acc[p, 0] += ti.select(keep, -_softplus(xs), 0.0)
+    f.acc[p, 1] += ti.select(keep, D, 0.0)
+    if ti.static(m.groups):
         if ti.static(m.dist != DIST_HARD):
-            f.acc[p, 0] += -_softplus(xs)
-        f.acc[p, 1] += D
-        if ti.static(m.groups):
-            if ti.static(m.dist != DIST_HARD):
-                f.accg[p, f.grp[fb]] += -_softplus(xs)
-            else:
-                f.accg[p, f.grp[fb]] += D
-        if _colours(f.fs[fb, S_FRONT] > 0.5, zp, prm, m.fill_back):
-            if ti.static(m.rgb == RGB_SOFTMAX):
-                zn = (prm[P_FAR] - zp) / (prm[P_FAR] - prm[P_NEAR])
-                # zn <= m up to rounding (the forward read the stored setup, this pass recomputes it,
-                # so the max fragment may land a few ulps above m: its gradient must survive). The
-                # bound only keeps a fragment rounded very differently from overflowing exp.
-                arg = (zn - f.pm[p]) / prm[P_GAMMA]
-                w = D * ti.exp(ti.select(arg > EXP_ARG_MAX, EXP_ARG_MAX, arg))
-                f.acc[p, 2] += w
-                f.acc[p, 3] += w * zp
-                for ch in ti.static(range(3)):
-                    f.acc[p, 4 + ch] += w * _texel(f, fb, b, c0, c1, c2, ch, m)
-            else:
-                if fi == f.psel[p]:
-                    f.acc[p, 2] += 1.0
-                    f.acc[p, 3] += zp
-                    for ch in ti.static(range(3)):
-                        f.acc[p, 4 + ch] += _texel(f, fb, b, c0, c1, c2, ch, m)
+            f.accg[p, f.grp[fb]] += ti.select(keep, -_softplus(xs), 0.0)
+        else:
+            f.accg[p, f.grp[fb]] += ti.select(keep, D, 0.0)
+    colours = keep and _colours(f.fs[fb, S_FRONT] > 0.5, zp, prm, m.fill_back)
+    if ti.static(m.rgb == RGB_SOFTMAX):
+        zn = (prm[P_FAR] - zp) / (prm[P_FAR] - prm[P_NEAR])
+        # zn <= m up to rounding (the forward read the stored setup, this pass recomputes it, so the
+        # max fragment may land a few ulps above m: its gradient must survive). The bound only keeps
+        # a fragment rounded very differently (or a discarded one) from overflowing exp.
+        arg = (zn - f.pm[p]) / prm[P_GAMMA]
+        w = ti.select(colours, D * ti.exp(ti.select(arg > EXP_ARG_MAX, EXP_ARG_MAX, arg)), 0.0)
+        f.acc[p, 2] += w
+        f.acc[p, 3] += w * zp
+        for ch in ti.static(range(3)):
+            f.acc[p, 4 + ch] += w * _texel(f, fb, b, c0, c1, c2, ch, m)
+    else:
+        chosen = colours and fi == f.psel[p]
+        f.acc[p, 2] += ti.select(chosen, 1.0, 0.0)
+        f.acc[p, 3] += ti.select(chosen, zp, 0.0)
+        for ch in ti.static(range(3)):
+            f.acc[p, 4 + ch] += ti.select(chosen, _texel(f, fb, b, c0, c1, c2, ch, m), 0.0)
 
 
 @ti.kernel
@@ -492,17 +501,16 @@ def accumulate(f: ti.template(), t: ti.template(), m: ti.template(), n_pairs: ti
     for q, k in ti.ndrange(n_pairs, TILE_PIXELS):
         c = t.cell[q]
         b, row, col, on_image = _pixel_of(f, c, k)
-        if on_image:
-            F, H, W = f.dims[D_F], f.dims[D_H], f.dims[D_W]
-            fi = t.lst[q]
-            fb = b * F + fi
-            px, py = _pixel_xy(col, row, H, W, f.fv.dtype)
-            # Non-differentiable tests first (stored setup only): the differentiable loads below, whose
-            # adjoints are atomics, then run only for fragments that take part.
-            if _in_box(f.fs, fb, px, py, m.dist):
-                takes_part = _stored_fragment(f, fb, px, py, m.dist)[0]
-                if takes_part:
-                    _accumulate_fragment(f, m, b, fi, fb, row, col, px, py)
+        fi = t.lst[q]
+        fb = b * f.dims[D_F] + fi
+        px, py = _pixel_xy(f, col, row)
+        # One `if`, on a gradient-free test (stored setup only): the differentiable loads, whose
+        # adjoints are atomics, run only for fragments that take part.
+        take = False
+        if on_image and _in_box(f.fs, fb, px, py, m.dist):
+            take = _stored_fragment(f, fb, px, py, m.dist)[0]
+        if take:
+            _accumulate_fragment(f, m, b, fi, fb, row, col, px, py)
 
 
 @ti.func
@@ -564,7 +572,7 @@ def auxiliary(f: ti.template(), m: ti.template(), n: ti.i32):
         if sel >= 0:
             F, H, W = f.dims[D_F], f.dims[D_H], f.dims[D_W]
             b, pix = p // (H * W), p % (H * W)
-            px, py = _pixel_xy(pix % W, pix // W, H, W, f.fv.dtype)
+            px, py = _pixel_xy(f, pix % W, pix // W)
             fb = b * F + sel
             fv, vn, aux = ti.static(f.fv, f.vn, f.aux)
             x0, y0, x1, y1, x2, y2, z0, z1, z2 = _corners(fv, fb)

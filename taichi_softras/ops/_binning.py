@@ -16,11 +16,19 @@ class Bins(NamedTuple):
     n_pairs: int
 
 
+def count_field(pool: FieldPool, n_items: int):
+    """The field ``bin_items`` reads per-item cell counts from when its caller wrote them itself."""
+    import taichi as ti
+
+    return pool.get("bin_count", ti.i32, max(n_items, 1))
+
+
 def bin_items(pool: FieldPool, box, n_items: int, per_batch: int, grid: tuple[int, int, int], n_batches: int,
-              serial: bool, what: str) -> Bins:
+              serial: bool, what: str, counted: bool = False) -> Bins:
     """Bin ``n_items`` items with integer cell boxes ``box (n_items, 6)`` into ``n_batches`` grids of
     ``grid = (gx, gy, gz)`` cells. ``serial`` (the CPU) fills lists in item order; otherwise they are
-    filled atomically and sorted. ``what`` names the inputs that set the pair count, for the budget
+    filled atomically and sorted. ``counted``: the caller already wrote each item's cell count into
+    :func:`count_field` (the raster setup does, saving a pass). ``what`` names the inputs that set the pair count, for the budget
     error (e.g. ``"sigma_val and image_size"``)."""
     import taichi as ti
 
@@ -33,9 +41,9 @@ def bin_items(pool: FieldPool, box, n_items: int, per_batch: int, grid: tuple[in
     i32 = ti.i32
     n_items = max(n_items, 0)
     part = pool.get("bin_part", i32, max(n_items, n_cells) // K.SCAN_BLOCK + 1)
-    cnt = pool.get("bin_count", i32, max(n_items, 1))
+    cnt = count_field(pool, n_items)
     ioff = pool.get("bin_item_off", i32, n_items + 1)
-    if n_items:
+    if n_items and not counted:
         K.count(box, n_items, cnt)
     K.exclusive_scan(cnt, ioff, part, n_items, n_items // K.SCAN_BLOCK + 1)
     n_pairs = int(ioff[n_items])

@@ -17,7 +17,7 @@ from .. import conventions as C
 from .. import runtime
 from ..kernels import raster as K
 from ..kernels.common import load, store, store_image, load_image, zero, zero2
-from ._binning import bin_items
+from ._binning import bin_items, count_field
 from ._buffers import FieldPool, check_budget
 
 ACC_WIDTH, OUT_WIDTH, AUX_WIDTH = 7, 5, 9
@@ -86,6 +86,7 @@ class Engine:
         vals[K.P_SIGMA], vals[K.P_GAMMA], vals[K.P_EPS] = s.sigma_val, s.gamma_val, s.eps
         vals[K.P_NEAR], vals[K.P_FAR] = s.near, s.far
         vals[K.P_THR], vals[K.P_RAD] = s.threshold, math.sqrt(s.threshold)
+        vals[K.P_INV_S] = 1.0 / min(s.height, s.width)
         vals[K.P_BG : K.P_BG + 3] = s.background_color
         load(torch.tensor(vals, dtype=torch.float64 if self.real == ti.f64 else torch.float32), f.prm, K.N_PRM)
         ints = [0] * K.N_DIMS
@@ -127,11 +128,11 @@ class Engine:
             if t is not None and t.numel() > 0:
                 load(t.reshape(-1), getattr(f, name), t.numel())
         if B * F > 0:
-            K.setup(f, B * F)
+            K.setup(f, count_field(self.pool, B * F), B * F)
         # Sorted tile lists make the forward bit-repeatable: a serial fill on CPU, a sort on GPUs.
         order_kept = serial or runtime.active_arch() == "cpu"
         bins = bin_items(self.pool, f.box, B * F, F, (1 << lgx, 1 << lgy, 1),
-                         B, order_kept, "sigma_val (the cut-off radius) with image_size and the face sizes")
+                         B, order_kept, "sigma_val (the cut-off radius) with image_size and the face sizes", counted=True)
         self.last_pairs = self._n_pairs = bins.n_pairs
         lists = K.Lists(bins.off, bins.lst, bins.cell)
         m = self.modes(s, x, serial)
