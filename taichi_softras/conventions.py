@@ -102,6 +102,20 @@ TEXTURE_TYPES = ("surface", "vertex")
 RASTER_TEXTURE_TYPES = TEXTURE_TYPES + ("uv",)
 TEXTURE_WRAPS = ("repeat", "clamp")
 
+#: The settings the kernels switch on at compile time; a value's kernel code is its index here.
+MODE_TABLES = {
+    "dist_func": DIST_FUNCS,
+    "aggr_func_alpha": AGGR_FUNCS_ALPHA,
+    "aggr_func_rgb": AGGR_FUNCS_RGB,
+    "texture_type": RASTER_TEXTURE_TYPES,
+    "texture_wrap": TEXTURE_WRAPS,
+}
+
+
+def code(setting: str, name: str) -> int:
+    """The kernels' integer code of ``name`` for ``setting`` (e.g. ``code("dist_func", "hard")``)."""
+    return MODE_TABLES[setting].index(name)
+
 LIGHT_INTENSITY_AMBIENT = 0.5
 LIGHT_COLOR_AMBIENT = (1.0, 1.0, 1.0)
 LIGHT_INTENSITY_DIRECTIONALS = 0.5

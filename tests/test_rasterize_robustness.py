@@ -1,6 +1,5 @@
 """Bad input gets clear errors; degenerate geometry renders without NaN; autograd plumbing; buffers."""
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -8,6 +7,7 @@ from hypothesis import strategies as st
 
 from taichi_softras import runtime, soft_rasterize
 from taichi_softras.ops.rasterize import engine_for
+from taichi_softras.kernels import binning as KB
 from taichi_softras.kernels import raster as K
 
 
@@ -143,7 +143,7 @@ def test_double_backward_is_a_clear_error():
 
 
 def _compiled_variants():
-    kernels = [getattr(K, n) for n in dir(K) if hasattr(getattr(K, n), "_primal")]
+    kernels = [getattr(mod, n) for mod in (K, KB) for n in dir(mod) if hasattr(getattr(mod, n), "_primal")]
     return sum(len(k._primal.compiled_kernels) + len(k._adjoint.compiled_kernels) for k in kernels)
 
 
@@ -193,15 +193,3 @@ def test_forward_is_bit_repeatable():
     a = soft_rasterize(fv, tex, image_size=32, sigma_val=1e-3, gamma_val=1e-2)
     b = soft_rasterize(fv, tex, image_size=32, sigma_val=1e-3, gamma_val=1e-2)
     assert torch.equal(a, b)
-
-
-def test_sort_tiles_sorts_each_tile_list():
-    """The GPU path sorts the parallel fill's tile lists (on CPU the fill is serial, already sorted)."""
-    import taichi as ti
-
-    off = ti.field(ti.i32, shape=4)
-    lst = ti.field(ti.i32, shape=7)
-    off.from_numpy(np.array([0, 3, 3, 7], dtype=np.int32))
-    lst.from_numpy(np.array([5, 1, 3, 9, 2, 8, 0], dtype=np.int32))
-    K.sort_tiles(off, lst, 3)
-    assert lst.to_numpy().tolist() == [1, 3, 5, 0, 2, 8, 9]

@@ -23,6 +23,13 @@ def load(src: ti.types.ndarray(), dst: ti.template(), n: ti.i32):
 
 
 @ti.kernel
+def load_rows(src: ti.types.ndarray(), dst: ti.template(), n: ti.i32):
+    """dst[:n, :] = src (n, width)."""
+    for i, k in ti.ndrange(n, src.shape[1]):
+        dst[i, k] = src[i, k]
+
+
+@ti.kernel
 def store(src: ti.template(), dst: ti.types.ndarray(), n: ti.i32):
     for i in range(n):
         dst[i] = src[i]

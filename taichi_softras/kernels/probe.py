@@ -1,15 +1,18 @@
-"""Anchor-ray probing kernels (Taichi only): bin anchors into screen tiles, find each ray's arg-max
-probe, and gather its value differentiably.
+"""Anchor-ray probing kernels (Taichi only): find each ray's arg-max probe among the anchors binned
+to its screen tile or grid cells (binning: ``kernels/binning.py``), and gather its value
+differentiably.
 
 A ray (o, d), |d| = 1, probes anchor (c, r) when t = (c - o).d > 0 and |(c - o) - t d|^2 < r^2; with
 boundary-aware labels it must also carry the anchor's label. The ray's value is the max over its
 probes (ties: smallest anchor index), or 0 without probes.
 
 Batches are flattened: ray i of batch element b lives at b * n_rays + i, anchor j at
-b * n_anchors + j; ``argmax`` holds flat anchor indices (-1 for none).
+b * n_anchors + j; the cell lists (``off``, ``lst``: cell c lists ``lst[off[c]:off[c + 1]]``, local
+anchor indices j) are fields, the rest torch tensors (ndarrays); ``argmax`` holds flat anchor
+indices (-1 for none).
 
 Cost (B batch elements, R rays, N anchors, T tiles per element, P = sum of tiles covered per anchor):
-``count_tiles``/``fill_tiles`` O(P) integer work; ``find_argmax`` O(sum over rays of the anchors in
+binning O(B N + P) integer work; ``find_argmax`` O(sum over rays of the anchors in
 their tile), i.e. ~ (ray, anchor) hits for pinhole rays, O(R N) for rays without a tile (tile -1);
 ``find_argmax_grid`` O(sum over rays of the cells crossed (<= 3 G) and the anchors listed in them);
 ``gather`` O(B R). Memory: the tile lists, O(P + B T) int32. ``find_argmax`` is forward-only (max
@@ -17,32 +20,6 @@ pooling's Taichi autodiff is wrong, DESIGN.md §3); gradients come from ``gather
 """
 
 import taichi as ti
-
-
-@ti.kernel
-def count_tiles(tile_box: ti.types.ndarray(), tiles_per_batch: ti.i32, n_anchors: ti.i32, grid_x: ti.i32,
-                grid_y: ti.i32, counts: ti.types.ndarray()):
-    """counts[b T + tile] += 1 for every tile (cell) in each anchor's inclusive box
-    (x0, x1, y0, y1, z0, z1); tile = (z grid_y + y) grid_x + x (screen tiles: z0 = z1 = 0)."""
-    for a in range(tile_box.shape[0]):
-        base = (a // n_anchors) * tiles_per_batch
-        for z in range(tile_box[a, 4], tile_box[a, 5] + 1):
-            for y in range(tile_box[a, 2], tile_box[a, 3] + 1):
-                for x in range(tile_box[a, 0], tile_box[a, 1] + 1):
-                    ti.atomic_add(counts[base + (z * grid_y + y) * grid_x + x], 1)
-
-
-@ti.kernel
-def fill_tiles(tile_box: ti.types.ndarray(), tiles_per_batch: ti.i32, n_anchors: ti.i32, grid_x: ti.i32,
-               grid_y: ti.i32, offsets: ti.types.ndarray(), cursor: ti.types.ndarray(), lists: ti.types.ndarray()):
-    """Write each anchor's flat index into the lists of its tiles (order within a tile is arbitrary)."""
-    for a in range(tile_box.shape[0]):
-        base = (a // n_anchors) * tiles_per_batch
-        for z in range(tile_box[a, 4], tile_box[a, 5] + 1):
-            for y in range(tile_box[a, 2], tile_box[a, 3] + 1):
-                for x in range(tile_box[a, 0], tile_box[a, 1] + 1):
-                    tile = base + (z * grid_y + y) * grid_x + x
-                    lists[offsets[tile] + ti.atomic_add(cursor[tile], 1)] = a
 
 
 @ti.func
@@ -83,7 +60,7 @@ def _visit(origins: ti.template(), directions: ti.template(), anchors: ti.templa
 @ti.kernel
 def find_argmax(origins: ti.types.ndarray(), directions: ti.types.ndarray(), anchors: ti.types.ndarray(),
                 radius: ti.types.ndarray(), values: ti.types.ndarray(), ray_tile: ti.types.ndarray(),
-                offsets: ti.types.ndarray(), lists: ti.types.ndarray(), ray_label: ti.types.ndarray(),
+                offsets: ti.template(), lists: ti.template(), ray_label: ti.types.ndarray(),
                 anchor_label: ti.types.ndarray(), use_labels: ti.template(), n_rays: ti.i32,
                 n_anchors: ti.i32, tiles_per_batch: ti.i32, argmax: ti.types.ndarray(),
                 count: ti.types.ndarray()):
@@ -105,7 +82,7 @@ def find_argmax(origins: ti.types.ndarray(), directions: ti.types.ndarray(), anc
         for k in range(start, end):
             a = k
             if tile >= 0:
-                a = lists[k]
+                a = b * n_anchors + lists[k]
             best, best_value, hits = _visit(origins, directions, anchors, radius, values, ray_label, anchor_label,
                                             use_labels, i, a, -1e30, 1e30, best, best_value, hits)
         argmax[i] = best
@@ -115,9 +92,9 @@ def find_argmax(origins: ti.types.ndarray(), directions: ti.types.ndarray(), anc
 @ti.kernel
 def find_argmax_grid(origins: ti.types.ndarray(), directions: ti.types.ndarray(), anchors: ti.types.ndarray(),
                      radius: ti.types.ndarray(), values: ti.types.ndarray(), grid_lo: ti.types.ndarray(),
-                     cell: ti.types.ndarray(), grid: ti.i32, offsets: ti.types.ndarray(), lists: ti.types.ndarray(),
+                     cell: ti.types.ndarray(), grid: ti.i32, offsets: ti.template(), lists: ti.template(),
                      ray_label: ti.types.ndarray(), anchor_label: ti.types.ndarray(), use_labels: ti.template(),
-                     n_rays: ti.i32, argmax: ti.types.ndarray(), count: ti.types.ndarray()):
+                     n_rays: ti.i32, n_anchors: ti.i32, argmax: ti.types.ndarray(), count: ti.types.ndarray()):
     """``find_argmax`` for arbitrary rays: each ray walks the cells of a per-batch-element cubic grid
     (grid³ cells of side cell[b] from grid_lo[b], listing every anchor whose sphere's box meets
     them) with a 3D DDA. An anchor listed in several cells counts once: in the cell whose stretch
@@ -172,7 +149,7 @@ def find_argmax_grid(origins: ti.types.ndarray(), directions: ti.types.ndarray()
                     t_end = big
                 tile = b * grid * grid * grid + (c[2] * grid + c[1]) * grid + c[0]
                 for k in range(offsets[tile], offsets[tile + 1]):
-                    a = lists[k]
+                    a = b * n_anchors + lists[k]
                     best, best_value, hits = _visit(origins, directions, anchors, radius, values, ray_label,
                                                     anchor_label, use_labels, i, a, t_cur, t_end, best, best_value, hits)
                 if last:

@@ -1,56 +1,149 @@
 """Taichi kernels of the soft rasterizer (no torch here).
 
-Data lives in flat, grow-only fields owned by ``ops/rasterize.py`` (see ``ops/_buffers.py``):
+Data lives in flat, grow-only fields owned by ``ops/rasterize.py``, handed to every kernel as one
+:class:`Fields` tuple (a ``ti.template()``: Taichi keys compiled variants by the fields in it) with
+the compile-time switches in a :class:`Modes` tuple:
 
 * ``fv``   (B*F*9)        face vertices, x, y NDC and z depth per corner (grad)
 * ``tex``  (B*F*T*3)      textures: T = R*R surface texels or 3 vertex colours, or a UV image
                           (B*3*TH*TW) with per-corner ``uv`` (B*F*6) (grad)
 * ``nfc`` (B) faces per mesh (ragged batches); ``grp`` (B*F) face groups; ``vn`` (B*F*9) normals
-* ``box``  (B*F, 4)       each face's tile range tx0, tx1, ty0, ty1 (empty when tx0 > tx1)
-* ``fbox`` (B*F, 14)      its NDC box grown by the cut-off radius, its 3 edge lines, a threshold
-* ``cnt``, ``fill`` (B*NT), ``off`` (B*NT + 1), ``lst`` (sum of cnt): faces binned per screen tile
-* ``pm`` (B*P) softmax shift m, ``psel`` (B*P) hard-colour face, ``phard`` (B*P) hard alpha
+* ``fs``   (B*F, NS)      per-face setup (``S_*``): grown box, edge lines, barycentric coefficients,
+                          1/z, 1/|edge|^2, facing — computed once per face by ``setup``
+* ``box``  (B*F, 6)       each face's inclusive tile range (x0, x1, y0, y1, 0, 0); empty when x0 > x1
+* :class:`Lists` ``off``, ``lst``, ``cell``: faces binned per tile (``kernels/binning.py``), tile c
+                          lists ``lst[off[c]:off[c+1]]`` in face order; ``cell[q]`` is entry q's tile
+                          (a separate template argument: only the two passes that read it
+                          recompile when the lists outgrow their fields)
+* ``pm`` (B*P) softmax shift m, ``psel`` (B*P) nearest covering face, ``phard`` (B*P) hard alpha
 * ``acc``  (B*P, 7)       per-pixel sums: log(1-D), D, w, w*z, w*rgb (grad); ``accg`` per group
 * ``out``  (B*P, 5)       RGBA + depth (grad); ``outg`` group masks; ``aux`` (B*P, 9) auxiliary
-* ``prm``  (16)           real-valued settings (see ``P_*``), so new sigma/gamma never recompile
+* ``prm``  (16)           real-valued settings (``P_*``), so new sigma/gamma never recompile
+* ``dims`` (8)            integer sizes (``D_*``): B, F, H, W, R, TH, TW
 
-Passes: ``bin_count`` -> ``bin_offsets`` -> ``bin_fill`` (binning, integer work) -> ``prepass``
-(forward-only) -> ``accumulate`` -> ``compose`` [-> ``compose_groups``, ``auxiliary``].
-Cost: binning is O(B*F + face-tile pairs); ``prepass`` and ``accumulate`` visit, for each pixel,
-the faces binned to its tile, rejecting most with a cheap box/edge-line test (O(B*H*W + covered
-pairs + tile slack)); ``compose`` and ``auxiliary`` are O(B*H*W). Extra memory is
-O(B*H*W + B*F + face-tile pairs); nothing is per (pixel, face).
+Passes: ``setup`` -> binning -> ``rasterize`` (forward) -> ``compose`` [-> ``compose_groups``,
+``auxiliary``]. Backward: ``auxiliary.grad``, ``compose_groups.grad``, ``compose.grad``, then
+``accumulate.grad``.
 
-Autodiff (DESIGN.md section 3): ``accumulate`` only ``+=`` into ``acc`` and ``compose`` reads
-``acc``; their ``.grad`` kernels run compose then accumulate. ``prepass`` (the max m, hard
-selections) is forward-only: m is a constant for gradients. Risky math (exp of large arguments)
-sits inside the ``if`` that guards its use, so a zero adjoint never meets an inf.
+``rasterize`` is forward-only: one thread per pixel walks its tile's list, keeping the sums in
+locals (online softmax: the running max m rescales the sums when it grows), so the forward is one
+pass and bit-repeatable. ``accumulate`` states the same sums as one flat loop over (tile-face pair,
+pixel of the tile) that only ``+=`` into ``acc``; it is never run forward, only as
+``accumulate.grad`` (Taichi autodiff), which recomputes each fragment and scatters adjoints. It has
+no inner loop at all: Taichi's autodiff gives wrong gradients for values carried into a dynamic
+inner loop (docs/design.md, "Taichi autodiff rules"), and the SPIR-V backends drop atomics inside
+runtime-bound loops. ``compose`` reads the sums and the forward-only m (a constant for gradients).
+
+Cost (covered pairs = (pixel, face) pairs within the cut-off; tile pairs = (tile, face) pairs):
+``setup`` O(B*F); binning O(B*F + tile pairs); ``rasterize`` O(B*H*W + 64 * tile pairs) cheap box
+and edge-line tests plus O(covered pairs) fragments; ``accumulate.grad`` the same; ``compose`` and
+``auxiliary`` O(B*H*W). Extra memory O(B*H*W + B*F + tile pairs); nothing per (pixel, face).
 """
+
+from typing import NamedTuple
 
 import taichi as ti
 
 from ..conventions import BARY_SUM_EPS, DET_EPS, Z_CULL
-from .common import load, load_image, store, store_image, zero, zero2  # noqa: F401  (used by ops)
+from ..conventions import code as _code
 
 TILE = 8
+TILE_PIXELS = TILE * TILE
 
-# Indices into the settings field ``prm``.
+# Real settings in ``prm``.
 P_SIGMA, P_GAMMA, P_EPS, P_NEAR, P_FAR, P_THR, P_RAD, P_BG = 0, 1, 2, 3, 4, 5, 6, 7  # P_BG..P_BG+2
 N_PRM = 16
+#: Bound on softmax exponents in the backward (exp(30) is finite in float32).
+EXP_ARG_MAX = 30.0
+# Integer sizes in ``dims``.
+D_B, D_F, D_H, D_W, D_R, D_TH, D_TW = 0, 1, 2, 3, 4, 5, 6
+N_DIMS = 8
+# Per-face setup in ``fs``.
+S_BOX = 0  # xmin, xmax, ymin, ymax of the box grown by the cut-off radius (empty when culled)
+S_LINES = 4  # 3 edge lines (nx, ny, c), each with the triangle on its side n.p + c <= 0
+S_LIM = 13  # rejection threshold for the edge-line test
+S_BARY = 14  # A0, B0, A1, B1: w0 = A0 (px - x2) + B0 (py - y2), w1 = A1 (px - x2) + B1 (py - y2)
+S_INVZ = 18  # 1 / z of the three corners
+S_INVLEN = 21  # 1 / |edge|^2 of edges 01, 12, 20
+S_FRONT = 24  # 1.0 if front-facing
+S_XY = 25  # x0, y0, x1, y1, x2, y2
+NS = 31
 
-# Static mode codes.
-DIST_EUCLIDEAN, DIST_BARYCENTRIC, DIST_HARD = 0, 1, 2
-ALPHA_PROD, ALPHA_SUM, ALPHA_HARD = 0, 1, 2
-RGB_SOFTMAX, RGB_HARD = 0, 1
-TEX_SURFACE, TEX_VERTEX, TEX_UV = 0, 1, 2
-WRAP_REPEAT, WRAP_CLAMP = 0, 1
+# Compile-time mode codes: the index of the name in conventions' tables.
+DIST_EUCLIDEAN, DIST_BARYCENTRIC, DIST_HARD = (_code("dist_func", n) for n in ("euclidean", "barycentric", "hard"))
+ALPHA_PROD, ALPHA_SUM, ALPHA_HARD = (_code("aggr_func_alpha", n) for n in ("prod", "sum", "hard"))
+RGB_SOFTMAX, RGB_HARD = (_code("aggr_func_rgb", n) for n in ("softmax", "hard"))
+TEX_SURFACE, TEX_VERTEX, TEX_UV = (_code("texture_type", n) for n in ("surface", "vertex", "uv"))
+WRAP_REPEAT, WRAP_CLAMP = (_code("texture_wrap", n) for n in ("repeat", "clamp"))
+
+
+class Fields(NamedTuple):
+    """Every field a call uses (see the module docstring)."""
+
+    fv: object
+    tex: object
+    uv: object
+    vn: object
+    nfc: object
+    grp: object
+    fs: object
+    box: object
+    pm: object
+    psel: object
+    phard: object
+    acc: object
+    accg: object
+    out: object
+    outg: object
+    aux: object
+    prm: object
+    dims: object
+
+
+class Lists(NamedTuple):
+    """Faces binned per tile (kernels/binning.py): tile c lists ``lst[off[c]:off[c + 1]]``."""
+
+    off: object
+    lst: object
+    cell: object
+
+
+class Modes(NamedTuple):
+    """Compile-time switches of a call."""
+
+    dist: int
+    alpha: int
+    rgb: int
+    texmode: int
+    wrap: int
+    fill_back: bool
+    groups: bool  # face groups given (group masks)
+    normals: bool  # vertex normals given (aux output)
+    serial: bool  # one thread (deterministic=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-fragment maths, shared by every pass (single-assignment: see the autodiff rules)
 
 
 @ti.func
-def _seg_dist2(px, py, ax, ay, bx, by):
+def _face_terms(x0, y0, x1, y1, x2, y2, z0, z1, z2):
+    """Per-face quantities every fragment of the face uses (differentiable)."""
+    det_raw = (y1 - y2) * (x0 - x2) + (x2 - x1) * (y0 - y2)
+    det = ti.select(det_raw >= 0, ti.max(det_raw, DET_EPS), ti.min(det_raw, -DET_EPS))
+    idet = 1.0 / det
+    a0, b0 = (y1 - y2) * idet, (x2 - x1) * idet
+    a1, b1 = (y2 - y0) * idet, (x0 - x2) * idet
+    l01 = 1.0 / ti.max((x1 - x0) ** 2 + (y1 - y0) ** 2, 1e-30)
+    l12 = 1.0 / ti.max((x2 - x1) ** 2 + (y2 - y1) ** 2, 1e-30)
+    l20 = 1.0 / ti.max((x0 - x2) ** 2 + (y0 - y2) ** 2, 1e-30)
+    return a0, b0, a1, b1, 1.0 / z0, 1.0 / z1, 1.0 / z2, l01, l12, l20
+
+
+@ti.func
+def _seg_dist2(px, py, ax, ay, bx, by, inv_len2):
     ex, ey = bx - ax, by - ay
-    len2 = ti.max(ex * ex + ey * ey, 1e-30)
-    t = ti.min(ti.max(((px - ax) * ex + (py - ay) * ey) / len2, 0.0), 1.0)
+    t = ti.min(ti.max(((px - ax) * ex + (py - ay) * ey) * inv_len2, 0.0), 1.0)
     dx, dy = px - (ax + t * ex), py - (ay + t * ey)
     return dx * dx + dy * dy
 
@@ -67,71 +160,57 @@ def _pixel_xy(col, row, H, W, real: ti.template()):
 
 
 @ti.func
-def _dist2(px, py, x0, y0, x1, y1, x2, y2, w0, w1, w2, dist: ti.template()):
+def _dist2(px, py, x0, y0, x1, y1, x2, y2, l01, l12, l20, w0, w1, w2, dist: ti.template()):
     """Squared distance of the pixel to the triangle's boundary (or min barycentric squared)."""
     if ti.static(dist == DIST_BARYCENTRIC):
         return ti.min(w0, w1, w2) ** 2
-    else:
+    elif ti.static(dist == DIST_EUCLIDEAN):
         return ti.min(
-            _seg_dist2(px, py, x0, y0, x1, y1), _seg_dist2(px, py, x1, y1, x2, y2), _seg_dist2(px, py, x2, y2, x0, y0)
+            _seg_dist2(px, py, x0, y0, x1, y1, l01), _seg_dist2(px, py, x1, y1, x2, y2, l12), _seg_dist2(px, py, x2, y2, x0, y0, l20)
         )
+    else:
+        return 0.0 * px
 
 
 @ti.func
-def _fragment(fv, base, px, py, prm, dist: ti.template()):
-    """Coverage of one (pixel, face) pair; see conventions.py. Values only meaningful when keep.
-
-    Written single-assignment (no local is stored twice): inside the dynamic face loop a re-stored
-    local would take Taichi's adstack path, whose gradients are wrong (DESIGN.md section 3)."""
-    x0, y0, z0 = fv[base + 0], fv[base + 1], fv[base + 2]
-    x1, y1, z1 = fv[base + 3], fv[base + 4], fv[base + 5]
-    x2, y2, z2 = fv[base + 6], fv[base + 7], fv[base + 8]
-    rad = prm[P_RAD]
-    in_box = (
-        px >= ti.min(x0, x1, x2) - rad
-        and px <= ti.max(x0, x1, x2) + rad
-        and py >= ti.min(y0, y1, y2) - rad
-        and py <= ti.max(y0, y1, y2) + rad
-    )
-    det_raw = (y1 - y2) * (x0 - x2) + (x2 - x1) * (y0 - y2)
-    det = ti.select(det_raw >= 0, ti.max(det_raw, DET_EPS), ti.min(det_raw, -DET_EPS))
-    w0 = ((y1 - y2) * (px - x2) + (x2 - x1) * (py - y2)) / det
-    w1 = ((y2 - y0) * (px - x2) + (x0 - x2) * (py - y2)) / det
+def _fragment(px, py, x0, y0, x1, y1, x2, y2, a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20, thr, dist: ti.template()):
+    """One (pixel, face) pair inside the face's grown box (conventions.py): keep (takes part), inside,
+    the signed squared distance sd2 = delta d^2, the clipped barycentrics c0..c2 and the
+    perspective-correct depth zp. Single-assignment throughout (docs/design.md, autodiff rules)."""
+    w0 = a0 * (px - x2) + b0 * (py - y2)
+    w1 = a1 * (px - x2) + b1 * (py - y2)
     w2 = 1.0 - w0 - w1
     inside = w0 > 0 and w1 > 0 and w2 > 0
-    d2 = _dist2(px, py, x0, y0, x1, y1, x2, y2, w0, w1, w2, dist)
-    keep = in_box and (inside or (dist != DIST_HARD and d2 < prm[P_THR]))
-    # Clipped, renormalized barycentrics -> perspective-correct depth.
+    d2 = _dist2(px, py, x0, y0, x1, y1, x2, y2, l01, l12, l20, w0, w1, w2, dist)
+    keep = inside or (dist != DIST_HARD and d2 < thr)
     u0, u1, u2 = ti.min(ti.max(w0, 0.0), 1.0), ti.min(ti.max(w1, 0.0), 1.0), ti.min(ti.max(w2, 0.0), 1.0)
     usum = ti.max(u0 + u1 + u2, BARY_SUM_EPS)
     c0, c1, c2 = u0 / usum, u1 / usum, u2 / usum
-    zp = 1.0 / (c0 / z0 + c1 / z1 + c2 / z2)
-    front = (y2 - y0) * (x1 - x0) < (y1 - y0) * (x2 - x0)
-    sign = ti.select(inside, 1.0, -1.0)
-    return keep, inside, front, sign * d2 / prm[P_SIGMA], c0, c1, c2, zp
+    zp = 1.0 / (c0 * iz0 + c1 * iz1 + c2 * iz2)
+    return keep, inside, ti.select(inside, d2, -d2), c0, c1, c2, zp
 
 
 @ti.func
-def _in_box(fbox, fb, px, py, dist: ti.template()):
-    """Cheap, non-differentiable pre-test: may the face touch this pixel? False when the pixel is
-    outside the face's grown box (empty if culled) or, for distance cut-offs, farther than the
-    cut-off radius (plus a rounding margin) beyond one of its edge lines — the triangle lies wholly
-    on the other side of that line, so its distance is at least that far. Conservative: it only
-    rejects pixels the exact test would reject too."""
-    ok = px >= fbox[fb, 0] and px <= fbox[fb, 1] and py >= fbox[fb, 2] and py <= fbox[fb, 3]
+def _in_box(fs, fb, px, py, dist: ti.template()):
+    """Cheap, non-differentiable pre-test: is the pixel in the face's grown box (empty if culled) and,
+    for distance cut-offs, not farther than the cut-off radius (plus a rounding margin) beyond one of
+    its edge lines (the triangle lies wholly on the other side, so its distance is at least that)?
+    Exact for the box (SoftRas's border check); conservative for the lines."""
+    ok = px >= fs[fb, S_BOX] and px <= fs[fb, S_BOX + 1] and py >= fs[fb, S_BOX + 2] and py <= fs[fb, S_BOX + 3]
     if ti.static(dist == DIST_EUCLIDEAN):
         if ok:
-            lim = fbox[fb, 13]
+            lim = fs[fb, S_LIM]
             for e in ti.static(range(3)):
-                if fbox[fb, 4 + 3 * e] * px + fbox[fb, 5 + 3 * e] * py + fbox[fb, 6 + 3 * e] > lim:
+                k = S_LINES + 3 * e
+                if fs[fb, k] * px + fs[fb, k + 1] * py + fs[fb, k + 2] > lim:
                     ok = False
     return ok
 
 
 @ti.func
 def _edge_line(ax, ay, bx, by, cx, cy):
-    """Unit normal (nx, ny) and offset c of the line through a, b with L(p) = n.p + c <= 0 on c's
-    side; (0, 0, -1) (never rejects) when the edge or the triangle is degenerate."""
+    """Unit normal (nx, ny) and offset c of the line through a, b with n.p + c <= 0 on c's side;
+    (0, 0, -1) (never rejects) when the edge or the triangle is degenerate."""
     ex, ey = bx - ax, by - ay
     length = ti.sqrt(ex * ex + ey * ey)
     nx, ny = ey / ti.max(length, 1e-30), -ex / ti.max(length, 1e-30)
@@ -142,22 +221,21 @@ def _edge_line(ax, ay, bx, by, cx, cy):
 
 
 @ti.func
-def _colours(keep, front, zp, prm, fill_back: ti.template()):
+def _colours(front, zp, prm, fill_back: ti.template()):
     """Does a kept fragment take part in colour? (depth in [near, far]; front unless fill_back)"""
-    in_range = keep and zp >= prm[P_NEAR] and zp <= prm[P_FAR]
     if ti.static(fill_back):
-        return in_range
+        return zp >= prm[P_NEAR] and zp <= prm[P_FAR]
     else:
-        return in_range and front
+        return zp >= prm[P_NEAR] and zp <= prm[P_FAR] and front
 
 
 @ti.func
-def _coverage(xs, inside, dist: ti.template()):
-    """D of a kept fragment (xs >= -ln(1/dist_eps - 1) there, so exp(-xs) cannot overflow)."""
+def _coverage(sd2, inside, prm, dist: ti.template()):
+    """D of a kept fragment (x = delta d^2 / sigma >= -ln(1/dist_eps - 1) there: exp(-x) is finite)."""
     if ti.static(dist == DIST_HARD):
         return ti.select(inside, 1.0, 0.0)
     else:
-        return 1.0 / (1.0 + ti.exp(-xs))
+        return 1.0 / (1.0 + ti.exp(-sd2 / prm[P_SIGMA]))
 
 
 @ti.func
@@ -169,15 +247,18 @@ def _wrap(i, n, wrap: ti.template()):
 
 
 @ti.func
-def _texel(tex, uv, fb, b, R, TH, TW, c0, c1, c2, ch, texmode: ti.template(), wrap: ti.template()):
+def _texel(f: ti.template(), fb, b, c0, c1, c2, ch, m: ti.template()):
     """Colour channel ch of face fb = b*F + f at clipped barycentrics (c0, c1, c2).
 
-    surface: texel of ``tex`` (R*R per face); vertex: ``tex`` corners interpolated; uv: the image
-    ``tex`` (B, 3, TH, TW) sampled bilinearly at the interpolated per-corner UVs ``uv`` (v up: row 0
-    of the image is v = 1; pixel centres at (i + 0.5) / size)."""
-    if ti.static(texmode == TEX_VERTEX):
+    surface: texel of ``tex`` (R*R per face, SoftRas's layout); vertex: ``tex`` corners interpolated;
+    uv: the image ``tex`` (B, 3, TH, TW) sampled bilinearly at the interpolated per-corner UVs (v up:
+    row 0 of the image is v = 1; pixel centres at (i + 0.5) / size)."""
+    tex = ti.static(f.tex)
+    if ti.static(m.texmode == TEX_VERTEX):
         return c0 * tex[(fb * 3 + 0) * 3 + ch] + c1 * tex[(fb * 3 + 1) * 3 + ch] + c2 * tex[(fb * 3 + 2) * 3 + ch]
-    elif ti.static(texmode == TEX_UV):
+    elif ti.static(m.texmode == TEX_UV):
+        TH, TW = f.dims[D_TH], f.dims[D_TW]
+        uv = ti.static(f.uv)
         u = c0 * uv[fb * 6 + 0] + c1 * uv[fb * 6 + 2] + c2 * uv[fb * 6 + 4]
         v = c0 * uv[fb * 6 + 1] + c1 * uv[fb * 6 + 3] + c2 * uv[fb * 6 + 5]
         x = u * TW - 0.5
@@ -185,8 +266,8 @@ def _texel(tex, uv, fb, b, R, TH, TW, c0, c1, c2, ch, texmode: ti.template(), wr
         xf, yf = ti.floor(x), ti.floor(y)
         fx, fy = x - xf, y - yf
         ix, iy = ti.cast(xf, ti.i32), ti.cast(yf, ti.i32)
-        x0, x1 = _wrap(ix, TW, wrap), _wrap(ix + 1, TW, wrap)
-        y0, y1 = _wrap(iy, TH, wrap), _wrap(iy + 1, TH, wrap)
+        x0, x1 = _wrap(ix, TW, m.wrap), _wrap(ix + 1, TW, m.wrap)
+        y0, y1 = _wrap(iy, TH, m.wrap), _wrap(iy + 1, TH, m.wrap)
         base = (b * 3 + ch) * TH
         return (
             (1.0 - fx) * (1.0 - fy) * tex[(base + y0) * TW + x0]
@@ -195,219 +276,253 @@ def _texel(tex, uv, fb, b, R, TH, TW, c0, c1, c2, ch, texmode: ti.template(), wr
             + fx * fy * tex[(base + y1) * TW + x1]
         )
     else:
-        T = R * R
+        R = f.dims[D_R]
         wx = ti.min(ti.cast(ti.floor(c0 * R), ti.i32), R - 1)
         wy = ti.min(ti.cast(ti.floor(c1 * R), ti.i32), R - 1)
         k = ti.select((1.0 - c2) * R - wx - wy > 1, (R - 1 - wy) * R + (R - 1 - wx), wy * R + wx)
-        return tex[(fb * T + k) * 3 + ch]
+        return tex[(fb * R * R + k) * 3 + ch]
+
+
+@ti.func
+def _corners(fv, fb):
+    base = fb * 9
+    return (fv[base + 0], fv[base + 1], fv[base + 3], fv[base + 4], fv[base + 6], fv[base + 7],
+            fv[base + 2], fv[base + 5], fv[base + 8])
+
+
+@ti.func
+def _stored_fragment(f: ti.template(), fb, px, py, dist: ti.template()):
+    """``_fragment`` from the face's stored setup only (no differentiable loads, so no adjoints)."""
+    s = ti.static(f.fs)
+    return _fragment(
+        px, py, s[fb, S_XY], s[fb, S_XY + 1], s[fb, S_XY + 2], s[fb, S_XY + 3], s[fb, S_XY + 4], s[fb, S_XY + 5],
+        s[fb, S_BARY], s[fb, S_BARY + 1], s[fb, S_BARY + 2], s[fb, S_BARY + 3],
+        s[fb, S_INVZ], s[fb, S_INVZ + 1], s[fb, S_INVZ + 2], s[fb, S_INVLEN], s[fb, S_INVLEN + 1], s[fb, S_INVLEN + 2],
+        f.prm[P_THR], dist,
+    )
+
+
+@ti.func
+def _pixel_of(f: ti.template(), c, k):
+    """Batch element, row, column (and whether it lies in the image) of pixel k of tile cell c."""
+    H, W = f.dims[D_H], f.dims[D_W]
+    ntx, nty = (W + TILE - 1) // TILE, (H + TILE - 1) // TILE
+    b, t = c // (ntx * nty), c % (ntx * nty)
+    row, col = (t // ntx) * TILE + k // TILE, (t % ntx) * TILE + k % TILE
+    return b, row, col, row < H and col < W
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernels
 
 
 @ti.kernel
-def bin_count(
-    fv: ti.template(), nfc: ti.template(), box: ti.template(), fbox: ti.template(), cnt: ti.template(), prm: ti.template(),
-    B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32, det: ti.template(),
-):
-    """Tile range of every face's screen box grown by the cut-off radius; count faces per tile."""
-    ntx, nty = (W + TILE - 1) // TILE, (H + TILE - 1) // TILE
-    ti.loop_config(serialize=det)
-    for i in range(B * F):
-        base = i * 9
+def setup(f: ti.template(), n: ti.i32):
+    """Per face: its setup ``fs`` and its tile range ``box`` (empty if culled or off-screen)."""
+    for i in range(n):
+        B, F, H, W = f.dims[D_B], f.dims[D_F], f.dims[D_H], f.dims[D_W]
         b = i // F
-        x0, y0, z0 = fv[base + 0], fv[base + 1], fv[base + 2]
-        x1, y1, z1 = fv[base + 3], fv[base + 4], fv[base + 5]
-        x2, y2, z2 = fv[base + 6], fv[base + 7], fv[base + 8]
-        rad = prm[P_RAD]
-        s = ti.cast(ti.min(H, W), fv.dtype)
+        x0, y0, x1, y1, x2, y2, z0, z1, z2 = _corners(f.fv, i)
+        rad = f.prm[P_RAD]
+        s = ti.cast(ti.min(H, W), f.fv.dtype)
+        xmin, xmax = ti.min(x0, x1, x2) - rad, ti.max(x0, x1, x2) + rad
+        ymin, ymax = ti.min(y0, y1, y2) - rad, ti.max(y0, y1, y2) + rad
         # Pixel centre k sits at x = (2k + 1 - W) / S, so k = (x S + W - 1) / 2 (rows likewise, y down).
-        lo_x = ((ti.min(x0, x1, x2) - rad) * s + W - 1) * 0.5
-        hi_x = ((ti.max(x0, x1, x2) + rad) * s + W - 1) * 0.5
-        lo_y = (H - 1 - (ti.max(y0, y1, y2) + rad) * s) * 0.5
-        hi_y = (H - 1 - (ti.min(y0, y1, y2) - rad) * s) * 0.5
         # Pixels k with lo <= k <= hi, widened by 0.01 px against rounding (the exact per-pixel box
         # test decides); clamp before the int cast (huge NDC near the eye).
-        c0 = ti.cast(ti.ceil(ti.max(lo_x - 0.01, -2.0)), ti.i32)
-        c1 = ti.cast(ti.floor(ti.min(hi_x + 0.01, W + 2.0)), ti.i32)
-        r0 = ti.cast(ti.ceil(ti.max(lo_y - 0.01, -2.0)), ti.i32)
-        r1 = ti.cast(ti.floor(ti.min(hi_y + 0.01, H + 2.0)), ti.i32)
+        c0 = ti.cast(ti.ceil(ti.max((xmin * s + W - 1) * 0.5 - 0.01, -2.0)), ti.i32)
+        c1 = ti.cast(ti.floor(ti.min((xmax * s + W - 1) * 0.5 + 0.01, W + 2.0)), ti.i32)
+        r0 = ti.cast(ti.ceil(ti.max((H - 1 - ymax * s) * 0.5 - 0.01, -2.0)), ti.i32)
+        r1 = ti.cast(ti.floor(ti.min((H - 1 - ymin * s) * 0.5 + 0.01, H + 2.0)), ti.i32)
         c0, c1 = ti.max(c0, 0), ti.min(c1, W - 1)
         r0, r1 = ti.max(r0, 0), ti.min(r1, H - 1)
         # Culled: a corner at or behind the eye, or padding beyond this mesh's face count (ragged).
-        culled = z0 <= Z_CULL or z1 <= Z_CULL or z2 <= Z_CULL or i - b * F >= nfc[b]
-        tx0, tx1, ty0, ty1 = c0 // TILE, c1 // TILE, r0 // TILE, r1 // TILE
-        if culled or c0 > c1 or r0 > r1:
-            tx0, tx1 = 1, 0
-        box[i, 0], box[i, 1], box[i, 2], box[i, 3] = tx0, tx1, ty0, ty1
-        fbox[i, 0], fbox[i, 1] = ti.min(x0, x1, x2) - rad, ti.max(x0, x1, x2) + rad
-        fbox[i, 2], fbox[i, 3] = ti.min(y0, y1, y2) - rad, ti.max(y0, y1, y2) + rad
-        if culled:
-            fbox[i, 0], fbox[i, 1] = 1.0, -1.0
-        fbox[i, 4], fbox[i, 5], fbox[i, 6] = _edge_line(x0, y0, x1, y1, x2, y2)
-        fbox[i, 7], fbox[i, 8], fbox[i, 9] = _edge_line(x1, y1, x2, y2, x0, y0)
-        fbox[i, 10], fbox[i, 11], fbox[i, 12] = _edge_line(x2, y2, x0, y0, x1, y1)
-        # Rejection threshold: the cut-off radius plus a margin for rounding in L(p).
+        culled = z0 <= Z_CULL or z1 <= Z_CULL or z2 <= Z_CULL or i - b * F >= f.nfc[b]
+        empty = culled or c0 > c1 or r0 > r1
+        f.box[i, 0] = ti.select(empty, 1, c0 // TILE)
+        f.box[i, 1] = ti.select(empty, 0, c1 // TILE)
+        f.box[i, 2], f.box[i, 3] = r0 // TILE, r1 // TILE
+        f.box[i, 4], f.box[i, 5] = 0, 0
+        fs = ti.static(f.fs)
+        fs[i, S_BOX] = ti.select(culled, 1.0, xmin)
+        fs[i, S_BOX + 1] = ti.select(culled, -1.0, xmax)
+        fs[i, S_BOX + 2], fs[i, S_BOX + 3] = ymin, ymax
+        fs[i, S_LINES + 0], fs[i, S_LINES + 1], fs[i, S_LINES + 2] = _edge_line(x0, y0, x1, y1, x2, y2)
+        fs[i, S_LINES + 3], fs[i, S_LINES + 4], fs[i, S_LINES + 5] = _edge_line(x1, y1, x2, y2, x0, y0)
+        fs[i, S_LINES + 6], fs[i, S_LINES + 7], fs[i, S_LINES + 8] = _edge_line(x2, y2, x0, y0, x1, y1)
+        # Rejection threshold: the cut-off radius plus a margin for rounding in the line test.
         scale = ti.max(ti.abs(x0), ti.abs(x1), ti.abs(x2), ti.abs(y0), ti.abs(y1), ti.abs(y2), 1.0)
-        fbox[i, 13] = rad * 1.001 + scale * 1e-5
-        for ty in range(ty0, ty1 + 1):
-            for tx in range(tx0, tx1 + 1):
-                ti.atomic_add(cnt[b * ntx * nty + ty * ntx + tx], 1)
+        fs[i, S_LIM] = rad * 1.001 + scale * 1e-5
+        a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20 = _face_terms(x0, y0, x1, y1, x2, y2, z0, z1, z2)
+        fs[i, S_BARY], fs[i, S_BARY + 1], fs[i, S_BARY + 2], fs[i, S_BARY + 3] = a0, b0, a1, b1
+        if culled:  # keep 1/z finite for faces no pass reads
+            iz0, iz1, iz2 = 1.0, 1.0, 1.0
+        fs[i, S_INVZ], fs[i, S_INVZ + 1], fs[i, S_INVZ + 2] = iz0, iz1, iz2
+        fs[i, S_INVLEN], fs[i, S_INVLEN + 1], fs[i, S_INVLEN + 2] = l01, l12, l20
+        fs[i, S_XY], fs[i, S_XY + 1], fs[i, S_XY + 2], fs[i, S_XY + 3], fs[i, S_XY + 4], fs[i, S_XY + 5] = x0, y0, x1, y1, x2, y2
+        fs[i, S_FRONT] = ti.select((y2 - y0) * (x1 - x0) < (y1 - y0) * (x2 - x0), 1.0, 0.0)
 
 
 @ti.kernel
-def bin_offsets(cnt: ti.template(), off: ti.template(), fill: ti.template(), n: ti.i32):
-    """Exclusive prefix sum of the tile counts (serial: n is the number of tiles, small)."""
-    off[0] = 0
-    ti.loop_config(serialize=True)
-    for i in range(n):
-        off[i + 1] = off[i] + cnt[i]
-        fill[i] = 0
+def rasterize(f: ti.template(), t: ti.template(), m: ti.template(), n_cells: ti.i32):
+    """Forward only: per pixel, the sums ``acc`` (and ``accg``) over the faces binned to its tile,
+    the softmax shift m (``pm``), the nearest covering colouring face (``psel``, ties to the lower
+    index) and the hard alpha (``phard``). ``accg`` must be zeroed before."""
+    ti.loop_config(serialize=m.serial)
+    for c, k in ti.ndrange(n_cells, TILE_PIXELS):
+        b, row, col, on_image = _pixel_of(f, c, k)
+        if on_image:
+            F, H, W = f.dims[D_F], f.dims[D_H], f.dims[D_W]
+            p = (b * H + row) * W + col
+            px, py = _pixel_xy(col, row, H, W, f.fv.dtype)
+            prm = ti.static(f.prm)
+            far, near, gamma = prm[P_FAR], prm[P_NEAR], prm[P_GAMMA]
+            zero = 0.0 * px
+            log_sum, d_sum, hard = zero, zero, zero
+            mx = zero + prm[P_EPS]
+            w_sum, wz_sum, r_sum, g_sum, b_sum = zero, zero, zero, zero, zero
+            best_z, best_f = far * 2.0 + 1.0, -1
+            for j in range(t.off[c], t.off[c + 1]):
+                fi = t.lst[j]
+                fb = b * F + fi
+                if _in_box(f.fs, fb, px, py, m.dist):
+                    keep, inside, sd2, c0, c1, c2, zp = _stored_fragment(f, fb, px, py, m.dist)
+                    if keep:
+                        D = _coverage(sd2, inside, prm, m.dist)
+                        xs = sd2 / prm[P_SIGMA]
+                        if ti.static(m.dist != DIST_HARD):
+                            log_sum += -_softplus(xs)
+                        d_sum += D
+                        if D > 0.5:
+                            hard = 1.0
+                        if ti.static(m.groups):  # plain load/store: one thread owns the pixel
+                            g = f.grp[fb]
+                            if ti.static(m.dist != DIST_HARD):
+                                f.accg[p, g] = f.accg[p, g] - _softplus(xs)
+                            else:
+                                f.accg[p, g] = f.accg[p, g] + D
+                        if _colours(f.fs[fb, S_FRONT] > 0.5, zp, prm, m.fill_back):
+                            if ti.static(m.rgb == RGB_SOFTMAX):
+                                zn = (far - zp) / (far - near)
+                                if zn > mx:  # online softmax: rescale the sums to the new max
+                                    scale = ti.exp((mx - zn) / gamma)
+                                    w_sum *= scale
+                                    wz_sum *= scale
+                                    r_sum *= scale
+                                    g_sum *= scale
+                                    b_sum *= scale
+                                    mx = zn
+                                w = D * ti.exp((zn - mx) / gamma)
+                                w_sum += w
+                                wz_sum += w * zp
+                                r_sum += w * _texel(f, fb, b, c0, c1, c2, 0, m)
+                                g_sum += w * _texel(f, fb, b, c0, c1, c2, 1, m)
+                                b_sum += w * _texel(f, fb, b, c0, c1, c2, 2, m)
+                            if inside and (zp < best_z or (zp == best_z and fi < best_f)):
+                                best_z, best_f = zp, fi
+            if ti.static(m.rgb == RGB_HARD):
+                if best_f >= 0:
+                    fb = b * F + best_f
+                    keep, inside, sd2, c0, c1, c2, zp = _stored_fragment(f, fb, px, py, m.dist)
+                    w_sum, wz_sum = 1.0 + zero, zp
+                    r_sum = _texel(f, fb, b, c0, c1, c2, 0, m)
+                    g_sum = _texel(f, fb, b, c0, c1, c2, 1, m)
+                    b_sum = _texel(f, fb, b, c0, c1, c2, 2, m)
+            acc = ti.static(f.acc)
+            acc[p, 0], acc[p, 1], acc[p, 2], acc[p, 3] = log_sum, d_sum, w_sum, wz_sum
+            acc[p, 4], acc[p, 5], acc[p, 6] = r_sum, g_sum, b_sum
+            f.pm[p], f.psel[p], f.phard[p] = mx, best_f, hard
+
+
+@ti.func
+def _accumulate_fragment(f: ti.template(), m: ti.template(), b, fi, fb, row, col, px, py):
+    """The differentiable part of ``accumulate`` for one fragment."""
+    H, W = f.dims[D_H], f.dims[D_W]
+    p = (b * H + row) * W + col
+    prm = ti.static(f.prm)
+    x0, y0, x1, y1, x2, y2, z0, z1, z2 = _corners(f.fv, fb)
+    a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20 = _face_terms(x0, y0, x1, y1, x2, y2, z0, z1, z2)
+    keep, inside, sd2, c0, c1, c2, zp = _fragment(
+        px, py, x0, y0, x1, y1, x2, y2, a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20, prm[P_THR], m.dist
+    )
+    if keep:
+        D = _coverage(sd2, inside, prm, m.dist)
+        xs = sd2 / prm[P_SIGMA]
+        if ti.static(m.dist != DIST_HARD):
+            f.acc[p, 0] += -_softplus(xs)
+        f.acc[p, 1] += D
+        if ti.static(m.groups):
+            if ti.static(m.dist != DIST_HARD):
+                f.accg[p, f.grp[fb]] += -_softplus(xs)
+            else:
+                f.accg[p, f.grp[fb]] += D
+        if _colours(f.fs[fb, S_FRONT] > 0.5, zp, prm, m.fill_back):
+            if ti.static(m.rgb == RGB_SOFTMAX):
+                zn = (prm[P_FAR] - zp) / (prm[P_FAR] - prm[P_NEAR])
+                # zn <= m up to rounding (the forward read the stored setup, this pass recomputes it,
+                # so the max fragment may land a few ulps above m: its gradient must survive). The
+                # bound only keeps a fragment rounded very differently from overflowing exp.
+                arg = (zn - f.pm[p]) / prm[P_GAMMA]
+                w = D * ti.exp(ti.select(arg > EXP_ARG_MAX, EXP_ARG_MAX, arg))
+                f.acc[p, 2] += w
+                f.acc[p, 3] += w * zp
+                for ch in ti.static(range(3)):
+                    f.acc[p, 4 + ch] += w * _texel(f, fb, b, c0, c1, c2, ch, m)
+            else:
+                if fi == f.psel[p]:
+                    f.acc[p, 2] += 1.0
+                    f.acc[p, 3] += zp
+                    for ch in ti.static(range(3)):
+                        f.acc[p, 4 + ch] += _texel(f, fb, b, c0, c1, c2, ch, m)
 
 
 @ti.kernel
-def bin_fill(
-    box: ti.template(), off: ti.template(), fill: ti.template(), lst: ti.template(),
-    B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32, serial: ti.template(),
-):
-    """Write each face's index into the lists of the tiles its box covers. ``serial`` fills in face
-    order, so every list is sorted and sums run in the same order on every call (bit-identical
-    forward results); it costs O(face-tile pairs) on one thread, a few ms on a CPU."""
-    ntx, nty = (W + TILE - 1) // TILE, (H + TILE - 1) // TILE
-    ti.loop_config(serialize=serial)
-    for i in range(B * F):
-        b = i // F
-        for ty in range(box[i, 2], box[i, 3] + 1):
-            for tx in range(box[i, 0], box[i, 1] + 1):
-                t = b * ntx * nty + ty * ntx + tx
-                slot = ti.atomic_add(fill[t], 1)
-                lst[off[t] + slot] = i - b * F
+def accumulate(f: ti.template(), t: ti.template(), m: ti.template(), n_pairs: ti.i32):
+    """The sums of ``rasterize`` as a flat loop over (tile-face pair, pixel of the tile) that only
+    ``+=`` into ``acc``/``accg``; run as ``accumulate.grad`` only (see the module docstring)."""
+    ti.loop_config(serialize=m.serial)
+    for q, k in ti.ndrange(n_pairs, TILE_PIXELS):
+        c = t.cell[q]
+        b, row, col, on_image = _pixel_of(f, c, k)
+        if on_image:
+            F, H, W = f.dims[D_F], f.dims[D_H], f.dims[D_W]
+            fi = t.lst[q]
+            fb = b * F + fi
+            px, py = _pixel_xy(col, row, H, W, f.fv.dtype)
+            # Non-differentiable tests first (stored setup only): the differentiable loads below, whose
+            # adjoints are atomics, then run only for fragments that take part.
+            if _in_box(f.fs, fb, px, py, m.dist):
+                takes_part = _stored_fragment(f, fb, px, py, m.dist)[0]
+                if takes_part:
+                    _accumulate_fragment(f, m, b, fi, fb, row, col, px, py)
+
+
+@ti.func
+def _background_weight(mx, sel, prm, rgb: ti.template()):
+    if ti.static(rgb == RGB_HARD):
+        return ti.select(sel < 0, 1.0, 0.0)
+    else:
+        return ti.exp((prm[P_EPS] - mx) / prm[P_GAMMA])
 
 
 @ti.kernel
-def sort_tiles(off: ti.template(), lst: ti.template(), n: ti.i32):
-    """Sort each tile's face list (insertion sort, one tile per thread): the parallel fill's order
-    depends on thread timing; sorted lists make sums, hence results, repeatable (used on GPUs, where
-    a serial fill would be slow)."""
-    for t in range(n):
-        for j in range(off[t] + 1, off[t + 1]):
-            v = lst[j]
-            k = j - 1
-            while k >= off[t] and lst[k] > v:
-                lst[k + 1] = lst[k]
-                k -= 1
-            lst[k + 1] = v
-
-
-@ti.kernel
-def prepass(
-    fv: ti.template(), fbox: ti.template(), off: ti.template(), lst: ti.template(), prm: ti.template(),
-    pm: ti.template(), psel: ti.template(), phard: ti.template(),
-    B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32,
-    dist: ti.template(), rgb: ti.template(), fill_back: ti.template(), det: ti.template(),
-):
-    """Forward-only: per pixel the softmax shift m = max(eps, max z_n), the hard-colour face (nearest
-    colouring face containing the pixel, ties to the lower index) and the hard alpha.
-
-    With hard colours m is unused and both other results only need inside tests (D > 0.5 holds
-    exactly inside, for every dist_func), so the fragments are tested as 'hard' ones: the segment
-    distances are never computed (dead code for the compiler)."""
-    ntx, nty = (W + TILE - 1) // TILE, (H + TILE - 1) // TILE
-    ti.loop_config(serialize=det)
-    for p in range(B * H * W):
-        b, pix = p // (H * W), p % (H * W)
-        row, col = pix // W, pix % W
-        px, py = _pixel_xy(col, row, H, W, fv.dtype)
-        t = b * ntx * nty + (row // TILE) * ntx + col // TILE
-        far, near = prm[P_FAR], prm[P_NEAR]
-        m = prm[P_EPS]
-        best_z = far * 2.0 + 1.0
-        best_f = -1
-        hard = 0.0
-        tested = ti.static(DIST_HARD if rgb == RGB_HARD else dist)
-        for j in range(off[t], off[t + 1]):
-            f = lst[j]
-            if _in_box(fbox, b * F + f, px, py, dist):
-                keep, inside, front, xs, c0, c1, c2, zp = _fragment(fv, (b * F + f) * 9, px, py, prm, tested)
-                if keep:
-                    if _coverage(xs, inside, tested) > 0.5:
-                        hard = 1.0
-                    if _colours(keep, front, zp, prm, fill_back):
-                        m = ti.max(m, (far - zp) / (far - near))
-                        if inside and (zp < best_z or (zp == best_z and f < best_f)):
-                            best_z, best_f = zp, f
-        pm[p], psel[p], phard[p] = m, best_f, hard
-
-
-@ti.kernel
-def accumulate(
-    fv: ti.template(), fbox: ti.template(), tex: ti.template(), uv: ti.template(),
-    grp: ti.template(), off: ti.template(), lst: ti.template(), prm: ti.template(),
-    pm: ti.template(), psel: ti.template(), acc: ti.template(), accg: ti.template(),
-    B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32, R: ti.i32, TH: ti.i32, TW: ti.i32,
-    dist: ti.template(), rgb: ti.template(), texmode: ti.template(), wrap: ti.template(),
-    fill_back: ti.template(), groups: ti.template(), det: ti.template(),
-):
-    """Differentiable per-pixel sums over the faces binned to the pixel's tile (``+=`` only)."""
-    ti.loop_config(serialize=det)
-    for p in range(B * H * W):
-        ntx, nty = (W + TILE - 1) // TILE, (H + TILE - 1) // TILE  # in the loop: autodiff kernels are loops only
-        b, pix = p // (H * W), p % (H * W)
-        row, col = pix // W, pix % W
-        px, py = _pixel_xy(col, row, H, W, fv.dtype)
-        t = b * ntx * nty + (row // TILE) * ntx + col // TILE
-        m = pm[p]
-        sel = psel[p]
-        for j in range(off[t], off[t + 1]):
-            f = lst[j]
-            fb = b * F + f
-            # The cheap non-differentiable box/edge-line test first, so the reverse pass replays (and
-            # scatters adjoints for) only the few faces near the pixel, not every face binned to the
-            # tile. Nested ifs, not `and`: Taichi does not short-circuit.
-            if _in_box(fbox, fb, px, py, dist):
-                keep, inside, front, xs, c0, c1, c2, zp = _fragment(fv, fb * 9, px, py, prm, dist)
-                if keep:
-                    D = _coverage(xs, inside, dist)
-                    if ti.static(dist != DIST_HARD):
-                        acc[p, 0] += -_softplus(xs)
-                    acc[p, 1] += D
-                    if ti.static(groups):  # per-group log(1 - D) (soft) or coverage count (hard)
-                        if ti.static(dist != DIST_HARD):
-                            accg[p, grp[fb]] += -_softplus(xs)
-                        else:
-                            accg[p, grp[fb]] += D
-                    if ti.static(rgb == RGB_SOFTMAX):
-                        if _colours(keep, front, zp, prm, fill_back):
-                            zn = (prm[P_FAR] - zp) / (prm[P_FAR] - prm[P_NEAR])
-                            w = D * ti.exp((zn - m) / prm[P_GAMMA])
-                            acc[p, 2] += w
-                            acc[p, 3] += w * zp
-                            for ch in ti.static(range(3)):
-                                acc[p, 4 + ch] += w * _texel(tex, uv, fb, b, R, TH, TW, c0, c1, c2, ch, texmode, wrap)
-                    else:
-                        if f == sel:
-                            acc[p, 2] += 1.0
-                            acc[p, 3] += zp
-                            for ch in ti.static(range(3)):
-                                acc[p, 4 + ch] += _texel(tex, uv, fb, b, R, TH, TW, c0, c1, c2, ch, texmode, wrap)
-
-
-@ti.kernel
-def compose(
-    acc: ti.template(), nfc: ti.template(), pm: ti.template(), psel: ti.template(),
-    phard: ti.template(), prm: ti.template(), out: ti.template(),
-    B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32,
-    dist: ti.template(), alpha: ti.template(), rgb: ti.template(),
-):
+def compose(f: ti.template(), m: ti.template(), n: ti.i32):
     """RGBA + depth from the sums: out[p] = (r, g, b, alpha, depth)."""
-    for p in range(B * H * W):
+    for p in range(n):
+        acc, out, prm = ti.static(f.acc, f.out, f.prm)
+        H, W = f.dims[D_H], f.dims[D_W]
         wsum = acc[p, 2]
-        wb = _background_weight(pm[p], psel[p], prm, rgb)
+        wb = _background_weight(f.pm[p], f.psel[p], prm, m.rgb)
+        # wsum + wb > 0: the fragment that set m has weight D >= dist_eps (softmax), and the hard
+        # mode has weight 1 for the face or the background.
         for ch in ti.static(range(3)):
             out[p, ch] = (acc[p, 4 + ch] + wb * prm[P_BG + ch]) / (wsum + wb)
-        if ti.static(alpha == ALPHA_HARD or (alpha == ALPHA_PROD and dist == DIST_HARD)):
-            out[p, 3] = phard[p]
-        elif ti.static(alpha == ALPHA_PROD):
+        if ti.static(m.alpha == ALPHA_HARD or (m.alpha == ALPHA_PROD and m.dist == DIST_HARD)):
+            out[p, 3] = f.phard[p]
+        elif ti.static(m.alpha == ALPHA_PROD):
             out[p, 3] = 1.0 - ti.exp(acc[p, 0])
         else:
-            out[p, 3] = acc[p, 1] / ti.max(nfc[p // (H * W)], 1)
+            out[p, 3] = acc[p, 1] / ti.max(f.nfc[p // (H * W)], 1)
         if wsum > 0:
             out[p, 4] = acc[p, 3] / wsum
         else:
@@ -415,22 +530,14 @@ def compose(
 
 
 @ti.kernel
-def compose_groups(accg: ti.template(), outg: ti.template(), n: ti.i32, G: ti.i32, dist: ti.template()):
+def compose_groups(f: ti.template(), m: ti.template(), n: ti.i32, G: ti.i32):
     """Soft silhouette per face group. A flat (pixel, group) loop: an inner dynamic loop over the
-    groups would put its temporaries on Taichi's adstack, whose gradients are wrong (DESIGN.md 3)."""
+    groups would carry values into a loop, which Taichi's autodiff gets wrong."""
     for p, g in ti.ndrange(n, G):
-        if ti.static(dist != DIST_HARD):
-            outg[p, g] = 1.0 - ti.exp(accg[p, g])
+        if ti.static(m.dist != DIST_HARD):
+            f.outg[p, g] = 1.0 - ti.exp(f.accg[p, g])
         else:
-            outg[p, g] = ti.select(accg[p, g] > 0, 1.0, 0.0)
-
-
-@ti.func
-def _background_weight(m, sel, prm, rgb: ti.template()):
-    if ti.static(rgb == RGB_HARD):
-        return ti.select(sel < 0, 1.0, 0.0)
-    else:
-        return ti.exp((prm[P_EPS] - m) / prm[P_GAMMA])
+            f.outg[p, g] = ti.select(f.accg[p, g] > 0, 1.0, 0.0)
 
 
 @ti.func
@@ -440,29 +547,31 @@ def _unit(x, y, z):
 
 
 @ti.kernel
-def auxiliary(
-    fv: ti.template(), vn: ti.template(), psel: ti.template(), prm: ti.template(), aux: ti.template(),
-    B: ti.i32, F: ti.i32, H: ti.i32, W: ti.i32, normals: ti.template(),
-):
-    """Per pixel, for the nearest covering face (``psel``, from the prepass): perspective-correct
-    barycentrics (aux 0..2), interpolated unit vertex normals ``vn`` (3..5, if ``normals``) and the unit
-    screen-space face normal cross(v1 - v0, v2 - v0) of (x_ndc, y_ndc, z) (6..8). Zeros elsewhere.
-    O(B*H*W): one face per pixel."""
-    for p in range(B * H * W):
-        sel = psel[p]
+def auxiliary(f: ti.template(), m: ti.template(), n: ti.i32):
+    """Per pixel, for the nearest covering face (``psel``): perspective-correct barycentrics (aux
+    0..2), interpolated unit vertex normals ``vn`` (3..5, if ``normals``) and the unit screen-space
+    face normal cross(v1 - v0, v2 - v0) of (x_ndc, y_ndc, z) (6..8). Zeros elsewhere. O(B*H*W)."""
+    for p in range(n):
+        sel = f.psel[p]
         if sel >= 0:
+            F, H, W = f.dims[D_F], f.dims[D_H], f.dims[D_W]
             b, pix = p // (H * W), p % (H * W)
-            px, py = _pixel_xy(pix % W, pix // W, H, W, fv.dtype)
+            px, py = _pixel_xy(pix % W, pix // W, H, W, f.fv.dtype)
             fb = b * F + sel
-            keep, inside, front, xs, c0, c1, c2, zp = _fragment(fv, fb * 9, px, py, prm, DIST_EUCLIDEAN)
-            base = fb * 9
-            q0, q1, q2 = c0 / fv[base + 2] * zp, c1 / fv[base + 5] * zp, c2 / fv[base + 8] * zp
+            fv, vn, aux = ti.static(f.fv, f.vn, f.aux)
+            x0, y0, x1, y1, x2, y2, z0, z1, z2 = _corners(fv, fb)
+            a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20 = _face_terms(x0, y0, x1, y1, x2, y2, z0, z1, z2)
+            keep, inside, sd2, c0, c1, c2, zp = _fragment(
+                px, py, x0, y0, x1, y1, x2, y2, a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20, f.prm[P_THR], DIST_HARD
+            )
+            q0, q1, q2 = c0 * iz0 * zp, c1 * iz1 * zp, c2 * iz2 * zp
             aux[p, 0], aux[p, 1], aux[p, 2] = q0, q1, q2
-            if ti.static(normals):
+            if ti.static(m.normals):
+                base = fb * 9
                 nx = q0 * vn[base + 0] + q1 * vn[base + 3] + q2 * vn[base + 6]
                 ny = q0 * vn[base + 1] + q1 * vn[base + 4] + q2 * vn[base + 7]
                 nz = q0 * vn[base + 2] + q1 * vn[base + 5] + q2 * vn[base + 8]
                 aux[p, 3], aux[p, 4], aux[p, 5] = _unit(nx, ny, nz)
-            ex, ey, ez = fv[base + 3] - fv[base + 0], fv[base + 4] - fv[base + 1], fv[base + 5] - fv[base + 2]
-            gx, gy, gz = fv[base + 6] - fv[base + 0], fv[base + 7] - fv[base + 1], fv[base + 8] - fv[base + 2]
+            ex, ey, ez = x1 - x0, y1 - y0, z1 - z0
+            gx, gy, gz = x2 - x0, y2 - y0, z2 - z0
             aux[p, 6], aux[p, 7], aux[p, 8] = _unit(ey * gz - ez * gy, ez * gx - ex * gz, ex * gy - ey * gx)

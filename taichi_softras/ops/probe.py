@@ -190,26 +190,23 @@ def _bin_grid(anchors, radius):
     return lo.to(anchors.dtype).contiguous(), size.to(anchors.dtype).contiguous(), grid, box
 
 
-def _bin_anchors(tile_box, tiles, n, grid_x, grid_y, b, dev):
-    """Per-tile anchor lists from the anchors' tile boxes: offsets ``(b*tiles + 1,)`` and lists."""
-    from ..kernels import probe as K
+def _bin_anchors(tile_box, n, grid, b, dev):
+    """Per-cell anchor lists (pooled fields, ``ops/_binning.py``) from the anchors' cell boxes
+    ``tile_box (b*n, 6)`` in grids of ``grid = (gx, gy, gz)`` cells."""
+    import taichi as ti
 
-    i32 = dict(dtype=torch.int32, device=dev)
-    counts = torch.zeros(b * tiles, **i32)
-    runtime.torch_to_taichi_sync(dev)
-    K.count_tiles(tile_box, tiles, n, grid_x, grid_y, counts)
-    runtime.taichi_to_torch_sync(dev)
-    offsets = torch.zeros(b * tiles + 1, **i32)
-    torch.cumsum(counts, 0, out=offsets[1:])
-    lists = torch.empty(max(1, int(offsets[-1])), **i32)
-    cursor = torch.zeros(b * tiles, **i32)
-    runtime.torch_to_taichi_sync(dev)
-    K.fill_tiles(tile_box, tiles, n, grid_x, grid_y, offsets, cursor, lists)
-    return offsets, lists
+    from ..kernels.common import load_rows
+    from ._binning import bin_items
+
+    box = _POOL.get("probe_box", ti.i32, b * n, width=6)
+    load_rows(tile_box, box, b * n)
+    on_cpu = runtime.active_arch() == "cpu"
+    return bin_items(_POOL, box, b * n, n, grid, b, on_cpu, "radius with the number of anchors and rays")
 
 
 def _find_argmax(origins, directions, anchors, radius, values, ray_labels, anchor_labels):
-    """Forward-only search: flat arg-max ``(B*R,)`` int32 (flat anchor index or -1) and counts."""
+    """Forward-only search: flat arg-max ``(B*R,)`` int32 (flat anchor index or -1) and counts.
+    Call with ``runtime.launch`` held."""
     from ..kernels import probe as K
 
     b, r = origins.shape[:2]
@@ -219,10 +216,10 @@ def _find_argmax(origins, directions, anchors, radius, values, ray_labels, ancho
     binned = _bin_pinhole(origins, directions, anchors, radius)
     if binned is not None:
         ray_tile, tile_box, grid = binned
-        offsets, lists = _bin_anchors(tile_box, grid * grid, n, grid, grid, b, dev)
+        bins = _bin_anchors(tile_box, n, (grid, grid, 1), b, dev)
     else:
         grid_lo, cell, grid, tile_box = _bin_grid(anchors, radius)
-        offsets, lists = _bin_anchors(tile_box, grid**3, n, grid, grid, b, dev)
+        bins = _bin_anchors(tile_box, n, (grid, grid, grid), b, dev)
     use_labels = ray_labels is not None
     if use_labels:
         ray_labels = ray_labels.reshape(-1).to(torch.int32).contiguous()
@@ -233,12 +230,10 @@ def _find_argmax(origins, directions, anchors, radius, values, ray_labels, ancho
     count = torch.empty(b * r, **i32)
     flat = (origins.reshape(-1, 3).contiguous(), directions.reshape(-1, 3).contiguous(), anchors.reshape(-1, 3).contiguous(),
             radius.reshape(-1).contiguous(), values.detach().reshape(-1).contiguous())
-    runtime.torch_to_taichi_sync(dev)
     if binned is not None:
-        K.find_argmax(*flat, ray_tile, offsets, lists, ray_labels, anchor_labels, use_labels, r, n, grid * grid, argmax, count)
+        K.find_argmax(*flat, ray_tile, bins.off, bins.lst, ray_labels, anchor_labels, use_labels, r, n, grid * grid, argmax, count)
     else:
-        K.find_argmax_grid(*flat, grid_lo, cell, grid, offsets, lists, ray_labels, anchor_labels, use_labels, r, argmax, count)
-    runtime.taichi_to_torch_sync(dev)
+        K.find_argmax_grid(*flat, grid_lo, cell, grid, bins.off, bins.lst, ray_labels, anchor_labels, use_labels, r, n, argmax, count)
     return argmax, count
 
 
@@ -246,7 +241,7 @@ _POOL = FieldPool()
 
 
 def _gather_fields(dtype: torch.dtype, n_values: int, n_rays: int):
-    """Flat fields (values with grad, argmax, out with grad) from the shared grow-only pool."""
+    """Flat fields (values with grad, argmax, out with grad) from the probe's grow-only pool."""
     import taichi as ti
 
     real = ti.f64 if dtype == torch.float64 else ti.f32
@@ -266,15 +261,14 @@ class _Gather(torch.autograd.Function):
         from ..kernels import probe as K
 
         flat = values.detach().reshape(-1).contiguous()
-        vf, af, of = _gather_fields(values.dtype, flat.numel(), argmax.numel())
-        runtime.torch_to_taichi_sync(values.device)
-        KC.load(flat, vf, flat.numel())
-        KC.load(argmax, af, argmax.numel())
-        of.fill(0)
-        K.gather(vf, af, of, argmax.numel())
         out = torch.empty(argmax.numel(), dtype=values.dtype, device=values.device)
-        KC.store(of, out, argmax.numel())
-        runtime.taichi_to_torch_sync(values.device)
+        with runtime.launch(values.device):
+            vf, af, of = _gather_fields(values.dtype, flat.numel(), argmax.numel())
+            KC.load(flat, vf, flat.numel())
+            KC.load(argmax, af, argmax.numel())
+            KC.zero(of, argmax.numel())
+            K.gather(vf, af, of, argmax.numel())
+            KC.store(of, out, argmax.numel())
         ctx.save_for_backward(argmax)
         ctx.values_shape = values.shape
         return out
@@ -288,15 +282,14 @@ class _Gather(torch.autograd.Function):
         (argmax,) = ctx.saved_tensors
         n_values = math.prod(ctx.values_shape)
         grad_out = grad_out.reshape(-1).contiguous()  # e.g. the stride-0 grad of out.sum()
-        vf, af, of = _gather_fields(grad_out.dtype, n_values, argmax.numel())
-        runtime.torch_to_taichi_sync(grad_out.device)
-        KC.load(argmax, af, argmax.numel())
-        KC.load(grad_out, of.grad, argmax.numel())
-        vf.grad.fill(0)
-        K.gather.grad(vf, af, of, argmax.numel())
         grad_values = torch.empty(n_values, dtype=grad_out.dtype, device=grad_out.device)
-        KC.store(vf.grad, grad_values, n_values)
-        runtime.taichi_to_torch_sync(grad_out.device)
+        with runtime.launch(grad_out.device):
+            vf, af, of = _gather_fields(grad_out.dtype, n_values, argmax.numel())
+            KC.load(argmax, af, argmax.numel())
+            KC.load(grad_out, of.grad, argmax.numel())
+            KC.zero(vf.grad, n_values)
+            K.gather.grad(vf, af, of, argmax.numel())
+            KC.store(vf.grad, grad_values, n_values)
         return grad_values.reshape(ctx.values_shape), None
 
 
@@ -326,7 +319,10 @@ def probe_rays(
         zeros = torch.zeros(b, r, dtype=torch.int64, device=dev)
         return ProbeResult(values.new_zeros(b, r) + 0 * values.sum(), zeros - 1, zeros)
     runtime.ensure_initialized(dev)
-    argmax, count = _find_argmax(origins, directions, anchors, radius, values, ray_labels, anchor_labels)
+    if origins.dtype == torch.float64:
+        runtime.require_float64("float64 inputs to probe_rays")
+    with runtime.launch(dev):
+        argmax, count = _find_argmax(origins, directions, anchors, radius, values, ray_labels, anchor_labels)
     value = _Gather.apply(values, argmax).reshape(b, r)
     index = argmax.long().reshape(b, r)
     index = torch.where(index >= 0, index - torch.arange(b, device=dev)[:, None] * n, -1)

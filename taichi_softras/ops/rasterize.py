@@ -1,37 +1,25 @@
 """``soft_rasterize``: the Taichi soft rasterizer as a differentiable torch op.
 
-Forward: copy the inputs into pooled Taichi fields, bin faces into screen tiles, run the forward-only
-prepass, accumulate the per-pixel sums and compose RGBA + depth (+ the auxiliary outputs asked for).
-Backward: Taichi autodiff of ``auxiliary``, ``compose`` and ``accumulate`` (DESIGN.md section 3);
+Forward: copy the inputs into pooled Taichi fields, set up and bin the faces into screen tiles,
+rasterize (per-pixel sums, forward only) and compose RGBA + depth (+ the auxiliary outputs asked
+for). Backward: Taichi autodiff of ``auxiliary``, ``compose`` and ``accumulate`` (docs/design.md);
 the gradients are copied into fresh tensors (the caller's ``.grad`` is never touched). Buffers are
 shared across calls; if another forward ran in between, backward first recomputes this call's state.
+This module imports no Taichi: the engine (:mod:`._raster_engine`) is imported at the first call.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
-import threading
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-import numpy as np
-import taichi as ti
 import torch
 
 from .. import conventions as C
 from .. import runtime
-from ..kernels import raster as K
-from ._buffers import FieldPool
 from .checks import check_choice, check_finite, check_tensor
 from .settings import RasterSettings, parse_rasterize_args
-
-_DIST = {"euclidean": K.DIST_EUCLIDEAN, "barycentric": K.DIST_BARYCENTRIC, "hard": K.DIST_HARD}
-_ALPHA = {"prod": K.ALPHA_PROD, "sum": K.ALPHA_SUM, "hard": K.ALPHA_HARD}
-_RGB = {"softmax": K.RGB_SOFTMAX, "hard": K.RGB_HARD}
-_TEX = {"surface": K.TEX_SURFACE, "vertex": K.TEX_VERTEX, "uv": K.TEX_UV}
-_WRAP = {"repeat": K.WRAP_REPEAT, "clamp": K.WRAP_CLAMP}
-_ACC_WIDTH, _OUT_WIDTH, _AUX_WIDTH = 7, 5, 9
 
 #: Names accepted by ``outputs=``.
 OUTPUTS = ("depth", "face_index", "barycentrics", "normals", "screen_normals", "group_masks")
@@ -68,200 +56,15 @@ class _Extras:
     normals: bool = False  # vertex normals given
 
 
-class _Engine:
-    """Buffers and kernel launches for one real dtype (float32 or float64) and grad mode."""
-
-    def __init__(self, real, grad: bool) -> None:
-        self.real = real
-        self.grad = grad  # False: the no-grad path allocates no grad buffers
-        self.pool = FieldPool()
-        self.prm = None
-        self.owner = None  # id of the call whose forward state the fields hold
-        self.last_pairs = 0  # face-tile pairs binned by the last forward (tests/benchmarks)
-        self.lock = threading.Lock()
-
-    def _fields(self, B, F, tex_numel, P, NT, x: _Extras, uv: bool):
-        g, r, grad = self.pool.get, self.real, self.grad
-        G = x.groups
-
-        def used(flag, n):  # optional buffers stay at the pool's minimum until a call needs them
-            return n if flag else 1
-
-        return dict(
-            fv=g("fv", r, B * F * 9, grad=grad),
-            fbox=g("fbox", r, B * F, width=14),  # grown box, 3 edge lines, rejection threshold
-            tex=g("tex", r, tex_numel, grad=grad),
-            uv=g("uv", r, used(uv, B * F * 6), grad=grad),
-            vn=g("vn", r, used(x.normals, B * F * 9), grad=grad),
-            nfc=g("nfc", ti.i32, B),
-            grp=g("grp", ti.i32, used(G, B * F)),
-            box=g("box", ti.i32, B * F, width=4),
-            cnt=g("cnt", ti.i32, B * NT),
-            off=g("off", ti.i32, B * NT + 1),
-            fill=g("fill", ti.i32, B * NT),
-            pm=g("pm", r, B * P),
-            psel=g("psel", ti.i32, B * P),
-            phard=g("phard", r, B * P),
-            acc=g("acc", r, B * P, width=_ACC_WIDTH, grad=grad),
-            out=g("out", r, B * P, width=_OUT_WIDTH, grad=grad),
-            aux=g("aux", r, used(x.aux, B * P), width=_AUX_WIDTH, grad=grad),
-            # Group sums are 2-D even for one group (width >= 2 keeps the field's shape (n, width)).
-            accg=g("accg", r, used(G, B * P), width=max(G, 2), grad=grad),
-            outg=g("outg", r, used(G, B * P), width=max(G, 2), grad=grad),
-        )
-
-    def _params(self, s: RasterSettings):
-        if self.prm is None:
-            self.prm = ti.field(self.real, shape=K.N_PRM)
-        vals = [0.0] * K.N_PRM
-        vals[K.P_SIGMA], vals[K.P_GAMMA], vals[K.P_EPS] = s.sigma_val, s.gamma_val, s.eps
-        vals[K.P_NEAR], vals[K.P_FAR] = s.near, s.far
-        vals[K.P_THR], vals[K.P_RAD] = s.threshold, math.sqrt(s.threshold)
-        vals[K.P_BG : K.P_BG + 3] = s.background_color
-        self.prm.from_numpy(np.asarray(vals, dtype=np.float64 if self.real == ti.f64 else np.float32))
-        return self.prm
-
-    @staticmethod
-    def _dims(fv, tex, s):
-        B, F = fv.shape[:2]
-        H, W = s.height, s.width
-        NT = ((H + K.TILE - 1) // K.TILE) * ((W + K.TILE - 1) // K.TILE)
-        TH, TW = (tex.shape[2], tex.shape[3]) if s.texture_type == "uv" else (0, 0)
-        return B, F, H, W, H * W, NT, TH, TW
-
-    def _static_modes(self, s: RasterSettings, x: _Extras):
-        return dict(
-            dist=_DIST[s.dist_func], rgb=_RGB[s.aggr_func_rgb], texmode=_TEX[s.texture_type], wrap=_WRAP[x.wrap],
-            fill_back=s.fill_back, groups=x.groups > 0,
-        )
-
-    def _accumulate_args(self, f, lst, s, x, dims, det):
-        B, F, H, W, P, NT, TH, TW = dims
-        m = self._static_modes(s, x)
-        return (
-            f["fv"], f["fbox"], f["tex"], f["uv"], f["grp"], f["off"], lst, self.prm, f["pm"], f["psel"],
-            f["acc"], f["accg"], B, F, H, W, s.texture_res, TH, TW,
-            m["dist"], m["rgb"], m["texmode"], m["wrap"], m["fill_back"], m["groups"], det,
-        )
-
-    def _compose_args(self, f, s, x, dims):
-        B, F, H, W, P, NT, TH, TW = dims
-        m = self._static_modes(s, x)
-        return (
-            f["acc"], f["nfc"], f["pm"], f["psel"], f["phard"], self.prm, f["out"],
-            B, F, H, W, m["dist"], _ALPHA[s.aggr_func_alpha], m["rgb"],
-        )
-
-    def _groups_args(self, f, s, x, dims):
-        return (f["accg"], f["outg"], dims[0] * dims[4], x.groups, _DIST[s.dist_func])
-
-    def _aux_args(self, f, x, dims):
-        B, F, H, W = dims[:4]
-        return (f["fv"], f["vn"], f["psel"], self.prm, f["aux"], B, F, H, W, x.normals)
-
-    def forward(self, ins: dict, s: RasterSettings, x: _Extras, owner, det: bool):
-        """Run the forward pass on ``ins`` (fv, tex, uv, vn, nfc, grp tensors or None).
-
-        Returns image (B, 4, H, W), depth (B, 1, H, W), aux (B, 9, H, W) or None, group masks
-        (B, G, H, W) or None, face index (B, H, W) or None."""
-        fv, tex = ins["fv"], ins["tex"]
-        dims = self._dims(fv, tex, s)
-        B, F, H, W, P, NT, TH, TW = dims
-        prm = self._params(s)
-        f = self._fields(B, F, tex.numel(), P, NT, x, s.texture_type == "uv")
-        K.zero(f["cnt"], B * NT)
-        for name in ("fv", "tex", "uv", "vn", "nfc", "grp"):
-            t = ins.get(name)
-            if t is not None and t.numel() > 0:
-                K.load(t.reshape(-1), f[name], t.numel())
-        if B * F > 0:
-            K.bin_count(f["fv"], f["nfc"], f["box"], f["fbox"], f["cnt"], prm, B, F, H, W, det)
-        K.bin_offsets(f["cnt"], f["off"], f["fill"], B * NT)
-        pairs = int(f["off"][B * NT])
-        self.last_pairs = pairs
-        lst = self.pool.get("lst", ti.i32, max(pairs, 1))
-        if B * F > 0:
-            # Sorted tile lists make the forward bit-repeatable: a serial fill on CPU, a sort on GPU.
-            serial = det or runtime.active_arch() == "cpu"
-            K.bin_fill(f["box"], f["off"], f["fill"], lst, B, F, H, W, serial)
-            if not serial:
-                K.sort_tiles(f["off"], lst, B * NT)
-        modes = self._static_modes(s, x)
-        K.prepass(
-            f["fv"], f["fbox"], f["off"], lst, prm, f["pm"], f["psel"], f["phard"], B, F, H, W,
-            modes["dist"], modes["rgb"], modes["fill_back"], det,
-        )
-        K.zero2(f["acc"], B * P)
-        if x.groups:
-            K.zero2(f["accg"], B * P)
-        K.accumulate(*self._accumulate_args(f, lst, s, x, dims, det))
-        K.compose(*self._compose_args(f, s, x, dims))
-        if x.groups:
-            K.compose_groups(*self._groups_args(f, s, x, dims))
-        if x.aux:
-            K.zero2(f["aux"], B * P)
-            K.auxiliary(*self._aux_args(f, x, dims))
-        self.owner = owner
-        image = torch.empty(B, 4, P, dtype=fv.dtype, device=fv.device)
-        depth = torch.empty(B, 1, P, dtype=fv.dtype, device=fv.device)
-        K.store_image(f["out"], image, P, 0)
-        K.store_image(f["out"], depth, P, 4)
-        aux = gmask = face_index = None
-        if x.aux:
-            aux = torch.empty(B, _AUX_WIDTH, P, dtype=fv.dtype, device=fv.device)
-            K.store_image(f["aux"], aux, P, 0)
-            face_index = torch.empty(B * P, dtype=torch.int32, device=fv.device)
-            K.store(f["psel"], face_index, B * P)
-            face_index = face_index.reshape(B, H, W).long()
-            aux = aux.reshape(B, _AUX_WIDTH, H, W)
-        if x.groups:
-            gmask = torch.empty(B, x.groups, P, dtype=fv.dtype, device=fv.device)
-            K.store_image(f["outg"], gmask, P, 0)
-            gmask = gmask.reshape(B, x.groups, H, W)
-        return image.reshape(B, 4, H, W), depth.reshape(B, 1, H, W), aux, gmask, face_index
-
-    def backward(self, ins: dict, s: RasterSettings, x: _Extras, grads: dict, det: bool) -> dict:
-        """Gradients of sum(grad * output) w.r.t. the float inputs via Taichi autodiff."""
-        fv, tex = ins["fv"], ins["tex"]
-        dims = self._dims(fv, tex, s)
-        B, F, H, W, P, NT, TH, TW = dims
-        f = self._fields(B, F, tex.numel(), P, NT, x, s.texture_type == "uv")
-        lst = self.pool.get("lst", ti.i32, max(self.last_pairs, 1))
-        diff = [n for n in ("fv", "tex", "uv", "vn") if ins.get(n) is not None]
-        for n in diff:
-            K.zero(f[n].grad, ins[n].numel())
-        K.zero2(f["acc"].grad, B * P)
-        K.load_image(grads["image"].reshape(B, 4, P).contiguous(), f["out"].grad, P, 0)
-        K.load_image(grads["depth"].reshape(B, 1, P).contiguous(), f["out"].grad, P, 4)
-        if x.groups:
-            K.zero2(f["accg"].grad, B * P)
-            K.load_image(grads["gmask"].reshape(B, x.groups, P).contiguous(), f["outg"].grad, P, 0)
-        if x.aux:
-            K.load_image(grads["aux"].reshape(B, _AUX_WIDTH, P).contiguous(), f["aux"].grad, P, 0)
-            K.auxiliary.grad(*self._aux_args(f, x, dims))
-        K.compose.grad(*self._compose_args(f, s, x, dims))
-        if x.groups:
-            K.compose_groups.grad(*self._groups_args(f, s, x, dims))
-        K.accumulate.grad(*self._accumulate_args(f, lst, s, x, dims, det))
-        out = {}
-        for n in diff:
-            g = torch.empty_like(ins[n])
-            if g.numel() > 0:
-                K.store(f[n].grad, g.reshape(-1), g.numel())
-            out[n] = g
-        return out
-
-
-_engines: dict = {}
 _call_ids = itertools.count()
 
 
-def engine_for(dtype: torch.dtype, grad: bool = True) -> _Engine:
-    """The (lazily created) engine for a torch float dtype; ``grad=False``: the no-grad path's."""
-    key = (dtype, grad)
-    if key not in _engines:
-        _engines[key] = _Engine(ti.f64 if dtype == torch.float64 else ti.f32, grad)
-    return _engines[key]
+def engine_for(dtype: torch.dtype, grad: bool = True):
+    """The engine (buffers + launches, :mod:`._raster_engine`) for a float dtype; importing it
+    imports Taichi, so this happens at the first call, not at ``import taichi_softras``."""
+    from ._raster_engine import engine_for as _engine_for
+
+    return _engine_for(dtype, grad)
 
 
 def _inputs(fv, tex, uvs, vn, nfc, grp):
@@ -272,12 +75,9 @@ class _SoftRasterize(torch.autograd.Function):
     @staticmethod
     def forward(ctx, fv, tex, uvs, vn, nfc, grp, settings, extras, det):
         ins = _inputs(fv, tex, uvs, vn, nfc, grp)
-        eng = engine_for(fv.dtype)
         owner = next(_call_ids)
-        with eng.lock:
-            runtime.torch_to_taichi_sync(fv.device)
-            image, depth, aux, gmask, face_index = eng.forward(ins, settings, extras, owner, det)
-            runtime.taichi_to_torch_sync(fv.device)
+        with runtime.launch(fv.device):
+            image, depth, aux, gmask, face_index = engine_for(fv.dtype).forward(ins, settings, extras, owner, det)
         ctx.save_for_backward(fv, tex, uvs, vn, nfc, grp)
         ctx.settings, ctx.extras, ctx.owner, ctx.det = settings, extras, owner, det
         if face_index is not None:
@@ -289,14 +89,13 @@ class _SoftRasterize(torch.autograd.Function):
         if torch.is_grad_enabled():
             raise RuntimeError("soft_rasterize does not support double backward (create_graph=True)")
         ins = _inputs(*ctx.saved_tensors)
-        eng = engine_for(ins["fv"].dtype)
         grads = dict(image=g_image, depth=g_depth, aux=g_aux, gmask=g_gmask)
-        with eng.lock:
-            runtime.torch_to_taichi_sync(ins["fv"].device)
-            if eng.owner != ctx.owner:  # another call ran since: restore this call's forward state
+        with runtime.launch(ins["fv"].device):
+            eng = engine_for(ins["fv"].dtype)
+            # Another call ran since (or the Taichi runtime was replaced): restore this call's state.
+            if eng.owner != ctx.owner:
                 eng.forward(ins, ctx.settings, ctx.extras, ctx.owner, ctx.det)
             g = eng.backward(ins, ctx.settings, ctx.extras, grads, ctx.det)
-            runtime.taichi_to_torch_sync(ins["fv"].device)
         need = ctx.needs_input_grad
         return tuple(g.get(n) if need[i] else None for i, n in enumerate(("fv", "tex", "uv", "vn"))) + (None,) * 5
 
@@ -421,18 +220,17 @@ def soft_rasterize(
         face_vertices, texture_type, uvs, texture_wrap, num_faces, face_groups, vertex_normals, outputs
     )
     runtime.ensure_initialized(face_vertices.device)
+    if face_vertices.dtype == torch.float64:
+        runtime.require_float64("float64 inputs to soft_rasterize", transcendentals=True)
     fv, tex = face_vertices.contiguous(), textures.contiguous()
     det = bool(deterministic)
     diff = [t for t in (fv, tex, uvs, vn) if t is not None]
     if torch.is_grad_enabled() and any(t.requires_grad for t in diff):
         image, depth, aux, gmask, face_index = _SoftRasterize.apply(fv, tex, uvs, vn, nfc, grp, s, extras, det)
     else:
-        eng = engine_for(fv.dtype, grad=False)
-        with eng.lock:
-            runtime.torch_to_taichi_sync(fv.device)
-            ins = _inputs(*(t.detach() if t is not None else None for t in (fv, tex, uvs, vn, nfc, grp)))
-            image, depth, aux, gmask, face_index = eng.forward(ins, s, extras, next(_call_ids), det)
-            runtime.taichi_to_torch_sync(fv.device)
+        ins = _inputs(*(t.detach() if t is not None else None for t in (fv, tex, uvs, vn, nfc, grp)))
+        with runtime.launch(fv.device):
+            image, depth, aux, gmask, face_index = engine_for(fv.dtype, grad=False).forward(ins, s, extras, next(_call_ids), det)
     if outputs is None:
         return (image, depth) if return_depth else image
     wanted = set(outputs)

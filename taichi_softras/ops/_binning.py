@@ -1,0 +1,61 @@
+"""Run the binning kernels (:mod:`taichi_softras.kernels.binning`) on pooled fields."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ._buffers import FieldPool, check_budget
+
+
+class Bins(NamedTuple):
+    """Per-cell item lists: cell c lists ``lst[off[c]:off[c + 1]]``; ``cell[q]`` is entry q's cell."""
+
+    off: object
+    lst: object
+    cell: object
+    n_pairs: int
+
+
+def bin_items(pool: FieldPool, box, n_items: int, per_batch: int, grid: tuple[int, int, int], n_batches: int,
+              serial: bool, what: str) -> Bins:
+    """Bin ``n_items`` items with integer cell boxes ``box (n_items, 6)`` into ``n_batches`` grids of
+    ``grid = (gx, gy, gz)`` cells. ``serial`` (the CPU) fills lists in item order; otherwise they are
+    filled atomically and sorted. ``what`` names the inputs that set the pair count, for the budget
+    error (e.g. ``"sigma_val and image_size"``)."""
+    import taichi as ti
+
+    from ..kernels import binning as K
+    from ..kernels.common import zero
+
+    gx, gy, gz = grid
+    cells = gx * gy * gz
+    n_cells = n_batches * cells
+    i32 = ti.i32
+    n_items = max(n_items, 0)
+    part = pool.get("bin_part", i32, max(n_items, n_cells) // K.SCAN_BLOCK + 1)
+    cnt = pool.get("bin_count", i32, max(n_items, 1))
+    ioff = pool.get("bin_item_off", i32, n_items + 1)
+    if n_items:
+        K.count(box, n_items, cnt)
+    K.exclusive_scan(cnt, ioff, part, n_items, n_items // K.SCAN_BLOCK + 1)
+    n_pairs = int(ioff[n_items])
+    check_budget({what: (n_pairs * 16, n_pairs)}, "binning")
+    key = pool.get("bin_key", i32, max(n_pairs, 1))
+    item = pool.get("bin_item", i32, max(n_pairs, 1))
+    if n_pairs:
+        K.emit(box, ioff, n_items, per_batch, gx, gy, cells, key, item)
+    ccnt = pool.get("bin_cell_count", i32, max(n_cells, 1))
+    zero(ccnt, n_cells)
+    if n_pairs:
+        K.histogram(key, n_pairs, ccnt)
+    off = pool.get("bin_cell_off", i32, n_cells + 1)
+    K.exclusive_scan(ccnt, off, part, n_cells, n_cells // K.SCAN_BLOCK + 1)
+    lst = pool.get("bin_list", i32, max(n_pairs, 1))
+    cell = pool.get("bin_cell", i32, max(n_pairs, 1))
+    if n_pairs:
+        fill = pool.get("bin_fill", i32, max(n_cells, 1))
+        zero(fill, n_cells)
+        K.scatter(key, item, n_pairs, off, fill, lst, cell, serial)
+        if not serial:
+            K.sort_lists(off, lst, n_cells)
+    return Bins(off, lst, cell, n_pairs)
