@@ -24,6 +24,7 @@ Coexistence (see the README, "Using it inside a training program")
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import os
 import threading
@@ -45,7 +46,7 @@ _tag = object()  # marks the Taichi runtime this process's library state belongs
 _generation = 0  # bumped whenever a new Taichi runtime is adopted
 _reset_hooks: list[Callable[[], None]] = []
 _f64_checked: dict[int, bool] = {}
-_orphans: list = []  # Taichi programs inherited through fork: kept alive, never finalized
+_orphans: list = []  # Taichi programs inherited through fork: finalized, never destroyed
 
 
 def use(arch: str) -> None:
@@ -139,25 +140,50 @@ def _current_arch() -> str | None:
 
 
 def _after_fork_in_child() -> None:
-    """The forked child cannot use the parent's Taichi program (its thread pool and device queues did
-    not survive the fork); detach it without finalizing it, so the next call starts a fresh one on
-    the same arch."""
-    global LOCK
-    LOCK = threading.RLock()  # another thread of the parent may have held it at fork time
-    import sys
-
-    if "taichi" in sys.modules:
-        from taichi.lang import impl
-
-        rt = impl.get_runtime()
-        if rt.prog is not None:
-            _orphans.append(rt.prog)  # never destroyed in the child
-            rt.prog = None
-            rt.materialized = False
+    """In a forked child the parent's lock may be held by a thread that did not survive the fork,
+    and the inherited Taichi program is unusable (see :func:`_detach_inherited_program`)."""
+    global LOCK, _forked
+    LOCK = threading.RLock()
+    _forked = True
 
 
+_forked = False
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _detach_inherited_program() -> None:
+    """Let a forked child start its own Taichi program.
+
+    The inherited one's worker threads did not survive the fork: launching its kernels or destroying
+    it (which joins those threads) would hang. It is finalized — on the CPU that only releases its
+    instance slot (Taichi allows one program at a time) — and pinned so it is never destroyed, even
+    at interpreter exit. CUDA and Vulkan device state cannot be carried into a forked child: those
+    raise, pointing to the 'spawn' start method."""
+    global _forked
+    _forked = False
+    import sys
+
+    if "taichi" not in sys.modules:
+        return
+    from taichi.lang import impl
+
+    rt = impl.get_runtime()
+    if rt.prog is None:
+        return
+    arch = _arch_name(impl.current_cfg().arch)
+    if arch != "cpu":
+        raise RuntimeError(
+            f"taichi_softras cannot run Taichi's '{arch}' backend in a forked child process (the parent's "
+            f"device state does not survive fork); start workers with the 'spawn' method, e.g. "
+            f"DataLoader(..., multiprocessing_context='spawn') or multiprocessing.get_context('spawn')"
+        )
+    prog = rt.prog
+    prog.finalize()
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(prog))  # never destroyed in this process
+    _orphans.append(prog)
+    rt.prog = None
+    rt.materialized = False
 
 
 def _init_taichi(arch: str) -> None:
@@ -216,7 +242,9 @@ def ensure_initialized(device: torch.device | str | None = None) -> str:
     if device is not None:
         device = torch.device(device)
     with LOCK:
-        if _current_arch() is None:  # never initialized, reset by someone, or forked
+        if _forked:
+            _detach_inherited_program()
+        if _current_arch() is None:  # never initialized or reset by someone
             _init_taichi(_requested_arch(device))
         _adopt()
         arch = _active

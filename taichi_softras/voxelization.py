@@ -20,7 +20,6 @@ Cost: O(sum over faces of the columns in their boxes) + O(B S^3).
 """
 
 # No `from __future__ import annotations`: Taichi reads the kernels' annotations as objects.
-import taichi as ti
 import torch
 
 from . import runtime
@@ -34,6 +33,8 @@ _kernels = None
 
 
 def _build_kernels() -> dict:
+    import taichi as ti
+
     @ti.func
     def mark(voxels: ti.template(), b: int, i: int, j: int, k: int, axis: ti.template(), size: int):
         # (i, j) index the two axes other than `axis`, k indexes `axis`.

@@ -7,10 +7,8 @@ from __future__ import annotations
 import inspect
 import itertools
 
-import pytest
 import torch
 
-from taichi_softras import runtime
 from taichi_softras.ops.settings import parse_rasterize_args
 from taichi_softras.reference import rasterize as R
 
@@ -103,13 +101,3 @@ def stable_pixels(fv, tex, kw, tol=1e-4):
     if two.shape[1] == 2:
         bad |= (two[:, 1] - two[:, 0]).abs() < tol
     return ~bad.reshape(fv.shape[0], s.height, s.width)
-
-
-@pytest.fixture
-def float64_raster():
-    """Skip on backends whose rasterizer cannot run float64 (e.g. Vulkan: no 64-bit exp/log)."""
-    runtime.ensure_initialized()
-    try:
-        runtime.require_float64("float64 inputs to soft_rasterize", transcendentals=True)
-    except TypeError as exc:
-        pytest.skip(str(exc))

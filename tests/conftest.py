@@ -35,3 +35,13 @@ def taichi_runtime():
 def device():
     """The torch device matching the process's Taichi arch."""
     return torch.device("cuda" if runtime.active_arch() == "cuda" else "cpu")
+
+
+@pytest.fixture
+def float64_raster():
+    """Skip on backends whose rasterizer cannot run float64 (e.g. Vulkan: no 64-bit exp/log)."""
+    runtime.ensure_initialized()
+    try:
+        runtime.require_float64("float64 inputs to soft_rasterize", transcendentals=True)
+    except TypeError as exc:
+        pytest.skip(str(exc))

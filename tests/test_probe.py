@@ -13,6 +13,8 @@ from taichi_softras import cameras
 from taichi_softras.ops.probe import probe_rays, probe_view, project_to_pixels
 from taichi_softras.reference.probe import probe_rays as ref_probe_rays
 
+pytestmark = pytest.mark.backend  # probing vs its reference on every backend (tests/test_backends.py)
+
 
 def _scene(seed, dtype, pinhole, b=2, n=400, per_anchor_radius=False):
     g = torch.Generator().manual_seed(seed)

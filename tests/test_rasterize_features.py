@@ -24,6 +24,8 @@ def rel(a, b):
 DIFF_OUTPUTS = ["depth", "barycentrics", "normals", "screen_normals", "group_masks"]
 
 
+@pytest.mark.backend
+@pytest.mark.usefixtures("float64_raster")
 @pytest.mark.parametrize("seed", range(6))
 def test_auxiliary_outputs_match_reference(seed):
     fv, g = scene(seed)
@@ -63,6 +65,8 @@ def test_default_return_type_is_unchanged():
     assert out.depth is None and out.face_index.dtype == torch.int64
 
 
+@pytest.mark.backend
+@pytest.mark.usefixtures("float64_raster")
 @pytest.mark.parametrize("wrap", ["repeat", "clamp"])
 def test_uv_textures_match_reference(wrap):
     fv, g = scene(11)
@@ -83,6 +87,8 @@ def test_uv_textures_match_reference(wrap):
     assert a[1].grad.abs().sum() > 0 and a[2].grad.abs().sum() > 0
 
 
+@pytest.mark.backend
+@pytest.mark.usefixtures("float64_raster")
 def test_uv_gradcheck_tiny():
     fv = torch.tensor([[[[-0.7, -0.6, 2.0], [0.2, 0.8, 2.5], [0.7, -0.5, 3.0]]]], dtype=torch.float64)
     image = torch.rand(1, 3, 3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
@@ -138,6 +144,8 @@ def test_optimizing_a_texture_image_recovers_visible_texels():
     assert (image.detach() - target_image).abs().max() < 0.05  # every texel is visible in this quad
 
 
+@pytest.mark.backend
+@pytest.mark.usefixtures("float64_raster")
 def test_ragged_batch_equals_rendering_each_mesh_alone():
     fv, g = scene(21, b=3, f=9, dtype=torch.float64)
     tex = torch.rand(3, 9, 4, 3, generator=g, dtype=fv.dtype)
