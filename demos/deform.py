@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import _common as common
+from demo_kit import cli, images, loop, plots, rendering
 from taichi_softras import DATA_DIR, io, shapes
 from taichi_softras.losses import FlattenLoss, LaplacianLoss, iou_loss
 
@@ -30,12 +30,12 @@ PREVIEW_VIEWS = (2.732, 30.0, -45.0), (2.732, 0.0, -90.0)  # (distance, elevatio
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = common.make_parser("deform", __doc__.splitlines()[0], image_size=64, sigma=1e-4, gamma=1e-4)
-    p.add_argument("--target", type=str, default=None, help="target OBJ (default: the procedural car)")
-    p.add_argument("--template", type=str, default=str(DATA_DIR / "sphere_1352.obj"), help="OBJ to deform (default: sphere_1352)")
-    p.add_argument("--iterations", type=common.positive_int, default=200, help="optimization steps (default: %(default)s)")
-    p.add_argument("--views-per-step", type=common.positive_int, default=40, help="cameras per step, <= 120 (default: %(default)s)")
-    p.add_argument("--lr", type=common.positive_float, default=0.01, help="Adam learning rate (default: %(default)s)")
+    p = cli.make_parser("deform", __doc__, image_size=64, sigma=1e-4, gamma=1e-4)
+    p.add_argument("--target", type=str, default=None, help="target OBJ (None: the procedural car)")
+    p.add_argument("--template", type=str, default=str(DATA_DIR / "sphere_1352.obj"), help="OBJ to deform")
+    p.add_argument("--iterations", type=cli.positive_int, default=200, help="optimization steps")
+    p.add_argument("--views-per-step", type=cli.positive_int, default=40, help="cameras per step, at most 120")
+    p.add_argument("--lr", type=cli.positive_float, default=0.01, help="Adam learning rate")
     return p
 
 
@@ -60,7 +60,7 @@ class DeformModel(torch.nn.Module):
 def silhouettes(vertices: torch.Tensor, faces: torch.Tensor, eyes: torch.Tensor, args: argparse.Namespace) -> torch.Tensor:
     """Soft silhouettes ``(B, H, W)`` of one mesh seen from ``eyes (B, 3)``, SoftRas's deformation settings."""
     white = torch.ones(1, faces.shape[0], 1, 3, dtype=vertices.dtype)
-    images = common.render(
+    images = rendering.render(
         vertices, faces, white, eyes, args.image_size, viewing_angle=VIEWING_ANGLE, lit=False,
         sigma_val=args.sigma, gamma_val=args.gamma, aggr_func_rgb="hard",
     )
@@ -75,17 +75,17 @@ def mean_iou(pred: torch.Tensor, target: torch.Tensor) -> float:
 
 def main(args: argparse.Namespace) -> None:
     if args.views_per_step > 120:
-        raise common.DemoError(f"argument --views-per-step: at most 120 cameras exist, got {args.views_per_step}")
+        raise cli.DemoError(f"argument --views-per-step: at most 120 cameras exist, got {args.views_per_step}")
     cams = torch.from_numpy(np.load(DATA_DIR / "camera.npy")).float()  # (120, 3): distance, elevation, azimuth
-    eyes = common.eyes_from_angles(cams[:, 0], cams[:, 1], cams[:, 2])
+    eyes = rendering.eyes_from_angles(cams[:, 0], cams[:, 1], cams[:, 2])
     if args.target is None:
         target_v, target_f = shapes.car()
     else:
-        target_v, target_f, _ = common.load_mesh(args.target, "--target")
-    template, faces, _ = common.load_mesh(args.template, "--template")
+        target_v, target_f, _ = rendering.load_mesh(args.target, "--target")
+    template, faces, _ = rendering.load_mesh(args.template, "--template")
     template = template * 0.5
     if template.abs().max() >= 1:
-        raise common.DemoError(f"--template {args.template}: coordinates must lie inside (-2, 2) (they are halved)")
+        raise cli.DemoError(f"--template {args.template}: coordinates must lie inside (-2, 2) (they are halved)")
     with torch.no_grad():
         target = silhouettes(target_v, target_f, eyes, args)
 
@@ -95,7 +95,7 @@ def main(args: argparse.Namespace) -> None:
     laplacian, flatten = LaplacianLoss(template, faces), FlattenLoss(faces)
     optimizer = torch.optim.Adam(model.parameters(), args.lr, betas=(0.5, 0.99))
     generator = torch.Generator().manual_seed(args.seed)
-    preview = common.eyes_from_angles(*torch.tensor(PREVIEW_VIEWS).T)
+    preview = rendering.eyes_from_angles(*torch.tensor(PREVIEW_VIEWS).T)
     with torch.no_grad():
         preview_target = silhouettes(target_v, target_f, preview, args)
 
@@ -113,21 +113,26 @@ def main(args: argparse.Namespace) -> None:
     def frame() -> np.ndarray:
         with torch.no_grad():
             pred = silhouettes(model(), faces, preview, args)
-        pics = [common.to_uint8(torch.stack([t, p, p * 0 + t * 0.3], -1)) for p, t in zip(pred, preview_target)]
-        return common.hstack(pics)  # red: target, green: current
+        return images.hstack([images.silhouette_overlay(t, p) for p, t in zip(pred, preview_target)])
 
     start = time.perf_counter()
-    history, frames = common.optimize(args, "deform", args.iterations, step, frame, max(1, args.iterations // 40))
+    history, frames = loop.optimize(args, "deform", args.iterations, step, frame, max(1, args.iterations // 40))
     seconds = time.perf_counter() - start
     with torch.no_grad():
         vertices = model()
         iou = mean_iou(silhouettes(vertices, faces, eyes, args), target)
-    out = common.out_dir(args)
+        final = silhouettes(vertices, faces, preview, args)
+    out = cli.out_dir(args)
     io.save_obj(out / "deformed.obj", vertices, faces)
-    common.save_gif(out / "optimization.gif", frames, fps=10)
-    common.save_png(out / "final.png", frames[-1])
-    common.save_plot(out / "loss.png", history, "iteration", "deform: loss", log_y=True)
-    common.finish(
+    images.save_gif(out / "optimization.gif", frames, fps=10)
+    plots.image_grid(
+        out / "final.png", [[images.silhouette_overlay(t, p) for p, t in zip(final, preview_target)]],
+        f"deform: silhouettes after {len(history['loss'])} steps (mean IoU {iou:.3f} over 120 views)",
+        col_labels=[f"elevation {e:g}°, azimuth {a:g}°" for _, e, a in PREVIEW_VIEWS], legend=images.OVERLAY_LEGEND, panel_inches=2.6,
+    )
+    plots.curves(out / "loss.png", {"total loss": history["loss"], "1 - IoU (silhouettes)": history["1-IoU"]},
+                 "iteration", "loss (dimensionless)", "deform: loss per step", log_y=True)
+    cli.finish(
         args,
         "deform",
         {
@@ -139,4 +144,4 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    common.run(main, build_parser())
+    cli.run(main, build_parser())

@@ -1,7 +1,7 @@
 """Interactive gradient visualization: where the soft rasterizer's gradients go, and how far.
 
 A mesh (default: a sphere) is compared with a target image (default: the procedural car, seen from
-the same camera) by a per-pixel RGBA squared error. Four panels:
+the same camera) by a per-pixel RGBA squared error. Image panels:
 
 1. the render (or, toggled, the target),
 2. the per-pixel loss,
@@ -9,13 +9,15 @@ the same camera) by a per-pixel RGBA squared error. Four panels:
 4. for one picked vertex, each pixel's share of its gradient, |d L_pixel / d v| (central
    differences in float64; their sum matches the autodiff gradient, printed as a cosine).
 
-Blur (sigma) and depth softness (gamma) decide how far gradients reach: raise them and arrows
-appear on occluded faces and far from the silhouette.
+The GGUI window (``--ui ggui``, default where Vulkan works) adds an orbitable 3D view: the mesh
+coloured by |dL/dv|, the descent directions as 3D arrows, the target as a red wireframe and the
+render's camera in yellow. Blur (sigma) and depth softness (gamma) decide how far gradients reach:
+raise them and arrows appear on occluded faces and far from the silhouette.
 
-GUI keys: click a vertex (panels 1 and 3) to pick it, ``g`` one gradient step, ``space`` run/stop,
-``r`` reset, ``t`` render/target in panel 1, ``esc`` quit; sliders for log10 sigma and gamma.
-Headless: ``panels.png`` (matplotlib), the four panels as PNGs, ``steps.gif``, ``loss.png``
-and ``summary.json`` after ``--steps`` gradient steps.
+Windows: click a vertex (3D view or image panels) to pick it, drag the 3D view to orbit; ``g`` one
+gradient step, ``space`` run/stop, ``r`` reset, ``t`` render/target in panel 1, ``esc`` quit;
+sliders for log10 sigma, log10 gamma and the camera. Headless: ``panels.png`` (matplotlib), the
+four panels as PNGs, ``steps.gif``, ``loss.png`` and ``summary.json`` after ``--steps`` steps.
 """
 
 from __future__ import annotations
@@ -26,24 +28,31 @@ import math
 import numpy as np
 import torch
 
-import _common as common
-from taichi_softras import DATA_DIR, cameras, shapes
+from demo_kit import cli, images, plots, rendering
+from taichi_softras import DATA_DIR, runtime, shapes
 
 MESH_COLOR = (0.7, 0.75, 0.9)
 TARGET_COLOR = (0.9, 0.35, 0.25)
-FD_STEP = 1e-5  # world units; float64 renders keep central differences accurate to ~1e-8
+CAMERA_COLOR = (1.0, 0.85, 0.2)
+# Central differences: in float64 (accurate to ~1e-8) where the backend has it, else float32 with a
+# step large enough for float32 rounding (Vulkan's code generator has no 64-bit exp/log).
+FD_STEPS = {torch.float64: 1e-5, torch.float32: 1e-3}  # world units
+REACH = 1e-3  # vertices with |dL/dv| above REACH * max count as reached (arrows, colour scale floor)
+SHARE_DECADES = 1e-4  # the heat-map's log colour scale spans this fraction of its maximum
+ARROW_FRACTION = 0.2  # the longest 2D arrow, as a fraction of the image side
+DARK, LIGHT = (51, 51, 51), images.WHITE  # window background, text
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = common.make_parser("gradients", __doc__.splitlines()[0], image_size=96, sigma=1e-4, gamma=1e-4)
-    p.add_argument("--mesh", type=str, default=str(DATA_DIR / "sphere_642.obj"), help="OBJ to optimize (default: sphere)")
-    p.add_argument("--scale", type=common.positive_float, default=0.5, help="scale applied to --mesh (default: %(default)s)")
-    p.add_argument("--target", type=str, default=None, help="target OBJ (default: the procedural car)")
-    p.add_argument("--elevation", type=float, default=30.0, help="camera elevation, degrees (default: %(default)s)")
-    p.add_argument("--azimuth", type=float, default=-45.0, help="camera azimuth, degrees (default: %(default)s)")
-    p.add_argument("--lr", type=common.positive_float, default=0.01, help="Adam step size of the vertices (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=20, help="headless: gradient steps to take (default: %(default)s)")
-    p.add_argument("--vertex", type=int, default=None, help="vertex to analyse (default: the largest gradient)")
+    p = cli.make_parser("gradients", __doc__, image_size=96, sigma=1e-4, gamma=1e-4, front_ends=cli.UIS)
+    p.add_argument("--mesh", type=str, default=str(DATA_DIR / "sphere_642.obj"), help="OBJ to optimize")
+    p.add_argument("--scale", type=cli.positive_float, default=0.5, help="scale applied to --mesh")
+    p.add_argument("--target", type=str, default=None, help="target OBJ (None: the procedural car)")
+    p.add_argument("--elevation", type=float, default=30.0, help="camera elevation, degrees")
+    p.add_argument("--azimuth", type=float, default=-45.0, help="camera azimuth, degrees")
+    p.add_argument("--lr", type=cli.positive_float, default=0.01, help="Adam step size of the vertices")
+    p.add_argument("--steps", type=cli.count, default=20, help="headless: gradient steps to take")
+    p.add_argument("--vertex", type=int, default=None, help="vertex to analyse (None: the largest gradient)")
     return p
 
 
@@ -53,26 +62,42 @@ class GradientScene:
     DISTANCE, VIEWING_ANGLE = 2.732, 15.0
 
     def __init__(self, args: argparse.Namespace):
-        v, self.faces, _ = common.load_mesh(args.mesh, "--mesh")
+        v, self.faces, _ = rendering.load_mesh(args.mesh, "--mesh")
         self.rest = v * args.scale
         if args.target is None:
-            tv, tf = shapes.car()
+            self.target_vertices, self.target_faces = shapes.car()
         else:
-            tv, tf, _ = common.load_mesh(args.target, "--target")
+            self.target_vertices, self.target_faces, _ = rendering.load_mesh(args.target, "--target")
         self.image_size = args.image_size
-        self.eye = common.eyes_from_angles(self.DISTANCE, args.elevation, args.azimuth)
         self.colors = torch.tensor(MESH_COLOR).expand(1, self.faces.shape[0], 1, 3)
-        with torch.no_grad():
-            self.target = self._render(tv, tf, torch.tensor(TARGET_COLOR).expand(1, tf.shape[0], 1, 3), 1e-5, 1e-4)[0]
         self.lr = args.lr
+        self.fd_dtype = torch.float64
+        try:
+            runtime.ensure_initialized()
+            runtime.require_float64("the heat map's central differences", transcendentals=True)
+        except TypeError:
+            self.fd_dtype = torch.float32
+        self.set_camera(args.elevation, args.azimuth)
         self.reset()
+
+    @property
+    def fd_precision(self) -> str:
+        """'float64' or 'float32': the precision of the heat map's central differences."""
+        return str(self.fd_dtype).removeprefix("torch.")
+
+    def set_camera(self, elevation: float, azimuth: float) -> None:
+        """Move the camera (look-at, distance DISTANCE) and render the target from there."""
+        self.eye = rendering.eyes_from_angles(self.DISTANCE, elevation, azimuth)
+        colors = torch.tensor(TARGET_COLOR).expand(1, self.target_faces.shape[0], 1, 3)
+        with torch.no_grad():
+            self.target = self._render(self.target_vertices, self.target_faces, colors, 1e-5, 1e-4)[0]
 
     def reset(self) -> None:
         self.vertices = self.rest.clone().requires_grad_(True)
         self.optimizer = torch.optim.Adam([self.vertices], lr=self.lr)
 
     def _render(self, vertices, faces, colors, sigma, gamma) -> torch.Tensor:
-        return common.render(
+        return rendering.render(
             vertices, faces, colors.to(vertices.dtype), self.eye.to(vertices.dtype), self.image_size,
             viewing_angle=self.VIEWING_ANGLE, sigma_val=sigma, gamma_val=gamma,
         )
@@ -94,15 +119,16 @@ class GradientScene:
         if vertex is None:
             vertex = int(norms.argmax())
         v = self.vertices.detach()
-        # Arrows: the descent direction -grad, scaled so the longest is ~8% of the image.
-        step = 0.08 * 2 * math.tan(math.radians(self.VIEWING_ANGLE)) * self.DISTANCE / max(float(norms.max()), 1e-30)
+        # Arrows: the descent direction -grad, the longest ARROW_FRACTION of the image side.
+        width = 2 * math.tan(math.radians(self.VIEWING_ANGLE)) * self.DISTANCE
+        step = ARROW_FRACTION * width / max(float(norms.max()), 1e-30)
         start, depth = self.to_pixels(v)
         end, _ = self.to_pixels(v - step * grad)
         heat, fd_grad = self.vertex_heatmap(vertex, sigma, gamma)
         cosine = float(torch.nn.functional.cosine_similarity(fd_grad, grad[vertex].double(), dim=0))
         return dict(
             image=image.detach(), loss_map=lmap.detach(), loss=float(loss.detach()), grad=grad, norms=norms,
-            start=start, end=end, depth=depth, vertex=vertex, heat=heat, fd_cosine=cosine,
+            vertices=v.clone(), start=start, end=end, depth=depth, vertex=vertex, heat=heat, fd_cosine=cosine,
         )
 
     def step(self, sigma: float, gamma: float) -> float:
@@ -115,175 +141,364 @@ class GradientScene:
         return loss.item()
 
     def to_pixels(self, vertices: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """World ``(V, 3)`` -> pixel (column, row) ``(V, 2)`` and camera depth ``(V,)``, via the §2 pixel centres."""
-        ndc = cameras.perspective(cameras.look_at(vertices[None].float(), self.eye), self.VIEWING_ANGLE)[0]
-        s = self.image_size
-        col = (ndc[:, 0] * s + s - 1) / 2
-        row = (s - 1 - ndc[:, 1] * s) / 2
-        return torch.stack([col, row], 1).numpy(), ndc[:, 2].numpy()
+        """World ``(V, 3)`` -> pixel (column, row) ``(V, 2)`` and camera depth ``(V,)``."""
+        return rendering.to_pixels(vertices, self.eye, self.VIEWING_ANGLE, self.image_size)
 
     def vertex_heatmap(self, vertex: int, sigma: float, gamma: float) -> tuple[np.ndarray, torch.Tensor]:
-        """|d loss_pixel / d v| ``(H, W)`` for one vertex by central differences (float64), and its
-        sum over pixels ``(3,)`` (equal to the autodiff gradient up to FD error)."""
-        base = self.vertices.detach().double()
+        """|d loss_pixel / d v| ``(H, W)`` for one vertex by central differences (float64 where the
+        backend has it), and its sum over pixels ``(3,)`` (the autodiff gradient up to FD error)."""
+        base, h = self.vertices.detach().to(self.fd_dtype), FD_STEPS[self.fd_dtype]
         parts = []
         for axis in range(3):
             diffs = []
             for sign in (1.0, -1.0):
                 moved = base.clone()
-                moved[vertex, axis] += sign * FD_STEP
+                moved[vertex, axis] += sign * h
                 with torch.no_grad():
-                    diffs.append(self.loss_map(moved, sigma, gamma)[1])
-            parts.append((diffs[0] - diffs[1]) / (2 * FD_STEP) / diffs[0].numel())  # d(mean loss) share
+                    diffs.append(self.loss_map(moved, sigma, gamma)[1].double())
+            parts.append((diffs[0] - diffs[1]) / (2 * h) / diffs[0].numel())  # d(mean loss) share
         per_pixel = torch.stack(parts, -1)  # (H, W, 3)
         return per_pixel.norm(dim=-1).numpy(), per_pixel.sum((0, 1))
 
 
-def colormap(values: np.ndarray, name: str = "magma", vmax: float | None = None) -> np.ndarray:
-    """Scalars -> uint8 RGB with a matplotlib colormap, scaled to [0, vmax]."""
-    import matplotlib
-
-    vmax = float(values.max()) if vmax is None else vmax
-    rgba = matplotlib.colormaps[name](values / vmax if vmax > 0 else values * 0)
-    return (rgba[..., :3] * 255).astype(np.uint8)
+def reached(state: dict) -> np.ndarray:
+    """``(V,)`` bool: the vertices whose gradient is above REACH times the largest."""
+    return (state["norms"] > REACH * state["norms"].max()).numpy()
 
 
-def panels(state: dict, scene: GradientScene, show_target: bool) -> list[np.ndarray]:
-    """The four uint8 panels (arrows are drawn by the front end on panel 3)."""
-    render = common.to_uint8(scene.target if show_target else state["image"])
-    return [render, colormap(state["loss_map"].numpy()), common.to_uint8(state["image"]), colormap(state["heat"], "inferno")]
+def gradient_colors(state: dict) -> np.ndarray:
+    """uint8 ``(V, 3)``: |dL/dv| on a log viridis scale over [REACH * max, max] (arrows and 3D mesh)."""
+    top = max(float(state["norms"].max()), 1e-30)
+    return images.colormap(state["norms"].numpy(), "viridis", REACH * top, top, log=True)
 
 
-def _arrow_mask(state: dict) -> np.ndarray:
-    return (state["norms"] > 1e-3 * state["norms"].max()).numpy()
+class Session:
+    """What both windows show and change: sigma, gamma, the camera, the picked vertex, run/stop,
+    and the analysis of the current state (recomputed only when one of those changed)."""
+
+    def __init__(self, scene: GradientScene, args: argparse.Namespace):
+        self.scene = scene
+        self.log_sigma, self.log_gamma = math.log10(args.sigma), math.log10(args.gamma)
+        self.elevation, self.azimuth = args.elevation, args.azimuth
+        self.vertex, self.show_target, self.running, self.steps = args.vertex, False, False, 0
+        self._camera = (self.elevation, self.azimuth)
+        self._version = 0  # counts changes of the vertices (steps, resets)
+        self._state, self._key = None, None
+
+    @property
+    def sigma(self) -> float:
+        return 10**self.log_sigma
+
+    @property
+    def gamma(self) -> float:
+        return 10**self.log_gamma
+
+    def step(self) -> None:
+        self.scene.step(self.sigma, self.gamma)
+        self.steps += 1
+        self._version += 1
+
+    def reset(self) -> None:
+        self.scene.reset()
+        self.steps, self.running = 0, False
+        self._version += 1
+
+    def key(self, key: str) -> bool:
+        """Apply a key press (g, space, r, t); False for escape (quit)."""
+        if key == "g":
+            self.step()
+        elif key == " ":
+            self.running = not self.running
+        elif key == "r":
+            self.reset()
+        elif key == "t":
+            self.show_target = not self.show_target
+        return key != "Escape"
+
+    def state(self) -> dict:
+        """The analysis of the current state; takes a step first while running."""
+        if self.running:
+            self.step()
+        if (self.elevation, self.azimuth) != self._camera:
+            self.scene.set_camera(self.elevation, self.azimuth)
+            self._camera = (self.elevation, self.azimuth)
+        key = (self.log_sigma, self.log_gamma, self.vertex, self._version, self._camera)
+        if key != self._key:
+            self._state, self._key = self.scene.analyse(self.sigma, self.gamma, self.vertex), key
+        return self._state
+
+    def pick_in_image(self, col: float, row: float, radius: float = 3.0) -> None:
+        """Pick the vertex nearest the eye among those within ``radius`` image pixels of (col, row)."""
+        s = self._state
+        near = np.hypot(*(s["start"] - [col, row]).T) < radius
+        if near.any():
+            self.vertex = int(np.flatnonzero(near)[s["depth"][near].argmin()])
+
+    def status(self) -> str:
+        s = self._state
+        return (f"loss {s['loss']:.5f}  step {self.steps}  vertex {s['vertex']} |dL/dv| {float(s['norms'][s['vertex']]):.2e}  "
+                f"FD/autodiff cosine {s['fd_cosine']:.4f} ({self.scene.fd_precision} FD)")
+
+
+PANELS = ("render", "loss", "arrows", "share")  # the 2 x 2 grid, row by row
+
+
+def compose(state: dict, scene: GradientScene, show_target: bool, side: int, fg=LIGHT, bg=DARK
+            ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, tuple[int, int]], float]:
+    """The four titled image panels, each image ``side`` pixels square with its colour bar beside it.
+
+    Returns the 2 x 2 grid (uint8), the panels by name, where each panel's image starts in the grid
+    (x, y) and the zoom (display pixels per image pixel)."""
+    zoom = side / scene.image_size
+    at = (state["start"] + 0.5) * zoom  # vertices at display coordinates (pixel centres)
+    m = reached(state)
+
+    def show(image: np.ndarray) -> np.ndarray:
+        return images.draw_marker(images.resize(image, side), at[state["vertex"]], radius=6)
+
+    def heat(values: np.ndarray, cmap: str, floor: float, label: str) -> tuple[np.ndarray, np.ndarray]:
+        top = max(float(values.max()), 1e-30)
+        log = floor > 0
+        low = floor * top if log else 0.0
+        return (images.colormap(values, cmap, low, top, log=log),
+                images.colorbar(side, cmap, low, top, label, log=log, fg=fg, bg=bg))
+
+    render = images.to_uint8(scene.target if show_target else state["image"])
+    loss, loss_bar = heat(state["loss_map"].numpy(), "magma", 0.0, "loss")
+    share, share_bar = heat(state["heat"], "inferno", SHARE_DECADES, "|dL_pixel/dv| (log)")
+    _, arrow_bar = heat(state["norms"].numpy(), "viridis", REACH, "|dL/dv| (log)")
+    arrows = images.draw_arrows(images.resize(images.to_uint8(state["image"]), side), at[m],
+                                (state["end"][m] + 0.5) * zoom, gradient_colors(state)[m])
+    panels = {
+        "render": images.panel(show(render), "target (the car)" if show_target else f"render, loss {state['loss']:.4f}", None, fg, bg),
+        "loss": images.panel(show(loss), "per-pixel loss (squared RGBA error)", loss_bar, fg, bg),
+        "arrows": images.panel(show(arrows), f"-dL/dv projected ({int(m.sum())} vertices)", arrow_bar, fg, bg),
+        "share": images.panel(show(share), f"pixels' share of vertex {state['vertex']}'s gradient", share_bar, fg, bg),
+    }
+    width, gap = max(p.shape[1] for p in panels.values()), 12
+    cells = [np.pad(panels[name], ((0, 0), (0, width - panels[name].shape[1]), (0, 0)), constant_values=bg[0]) for name in PANELS]
+    rows = [images.hstack(cells[k : k + 2], gap, bg[0]) for k in (0, 2)]
+    title_h = panels["render"].shape[0] - side
+    origins = {name: ((k % 2) * (width + gap), (k // 2) * (rows[0].shape[0] + gap) + title_h) for k, name in enumerate(PANELS)}
+    return images.vstack(rows, gap, bg[0]), panels, origins, zoom
+
+
+def panel_hit(origins: dict[str, tuple[int, int]], zoom: float, side: int, x: float, y: float) -> tuple[float, float] | None:
+    """Grid pixel (x, y) -> image pixel (col, row) when it lies on a panel's image, else None."""
+    for ox, oy in origins.values():
+        if 0 <= x - ox < side and 0 <= y - oy < side:
+            return (x - ox) / zoom - 0.5, (y - oy) / zoom - 0.5
+    return None
 
 
 def run_headless(args: argparse.Namespace, scene: GradientScene) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = common.out_dir(args)
+    out = cli.out_dir(args)
     state = scene.analyse(args.sigma, args.gamma, args.vertex)
-    names = ["render", "loss_map", "vertex_gradients", "vertex_heatmap"]
-    for name, img in zip(names, panels(state, scene, False)):
-        common.save_png(out / f"{name}.png", img)
-
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4.4), dpi=100)
-    axes[0].imshow(common.to_uint8(state["image"]))
-    axes[0].imshow(common.to_uint8(scene.target), alpha=0.35)
-    axes[0].set_title("render (target overlaid)")
-    im = axes[1].imshow(state["loss_map"].numpy(), cmap="magma")
-    fig.colorbar(im, ax=axes[1], fraction=0.046)
-    axes[1].set_title("per-pixel loss")
-    axes[2].imshow(common.to_uint8(state["image"]))
-    m = _arrow_mask(state)
-    d = state["end"] - state["start"]
-    q = axes[2].quiver(state["start"][m, 0], state["start"][m, 1], d[m, 0], -d[m, 1], state["norms"].numpy()[m],
-                       cmap="viridis", angles="xy", scale_units="xy", scale=1, width=0.004)
-    fig.colorbar(q, ax=axes[2], fraction=0.046)
-    axes[2].set_title(f"-dL/dv, {int(m.sum())} vertices")
-    im = axes[3].imshow(state["heat"], cmap="inferno")
-    axes[3].plot(*state["start"][state["vertex"]], "c+", ms=12)
-    fig.colorbar(im, ax=axes[3], fraction=0.046)
-    axes[3].set_title(f"|dL_pixel/dv| for vertex {state['vertex']}")
-    for ax in axes:
-        ax.set_xlim(-0.5, scene.image_size - 0.5)
-        ax.set_ylim(scene.image_size - 0.5, -0.5)
-        ax.axis("off")
-    fig.suptitle(f"sigma={args.sigma:g} gamma={args.gamma:g}")
-    fig.tight_layout()
-    fig.savefig(out / "panels.png")
-    plt.close(fig)
+    side = max(scene.image_size, 4 * min(scene.image_size, 96))
+    _, panels, _, _ = compose(state, scene, False, side, fg=images.BLACK, bg=images.WHITE)
+    for name, file in zip(PANELS, ("render", "loss_map", "vertex_gradients", "vertex_heatmap")):
+        images.save_png(out / f"{file}.png", panels[name])
+    save_figure(out / "panels.png", state, scene, args)
 
     losses, frames = [], []
-    for _ in range(args.steps):
+    for _ in cli.progress(range(args.steps), desc="gradients"):
         losses.append(scene.step(args.sigma, args.gamma))
-        frames.append(common.hstack([common.to_uint8(scene.target), common.to_uint8(scene.loss_map(scene.vertices, args.sigma, args.gamma)[0].detach())]))
+        with torch.no_grad():
+            image = scene.loss_map(scene.vertices, args.sigma, args.gamma)[0]
+        frames.append(images.caption(images.hstack([images.to_uint8(scene.target), images.to_uint8(image)]),
+                                     f"step {len(losses)}: target | render", size=10))
     with torch.no_grad():
         final = float(scene.loss_map(scene.vertices, args.sigma, args.gamma)[1].mean())
     losses.append(final)
     if frames:
-        common.save_gif(out / "steps.gif", frames, fps=8)
-    common.save_plot(out / "loss.png", {"image loss": losses}, "gradient step", "RGBA squared error")
-    common.finish(
+        images.save_gif(out / "steps.gif", frames, fps=8)
+    plots.curves(out / "loss.png", {"image loss": losses}, "gradient step (Adam)", "mean squared RGBA error per pixel",
+                 f"gradients: image loss (sigma {args.sigma:g}, gamma {args.gamma:g})")
+    cli.finish(
         args,
         "gradients",
         {
             "sigma": args.sigma, "gamma": args.gamma, "vertex": state["vertex"],
-            "vertices_with_gradient": int(m.sum()), "vertices": int(scene.rest.shape[0]),
+            "vertices_with_gradient": int(reached(state).sum()), "vertices": int(scene.rest.shape[0]),
             "fd_vs_autodiff_cosine": round(state["fd_cosine"], 6),
             "loss_initial": losses[0], "loss_final": final, "steps": args.steps, "losses": losses,
         },
     )
 
 
+def save_figure(path, state: dict, scene: GradientScene, args: argparse.Namespace) -> None:
+    """The four panels as one matplotlib figure (image axes in pixels, colour bars with their units)."""
+    plt = plots.pyplot()
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4.6), dpi=100)
+    axes[0].imshow(images.to_uint8(state["image"]))
+    axes[0].imshow(images.to_uint8(scene.target), alpha=0.35)
+    axes[0].set_title("render (target overlaid)")
+    im = axes[1].imshow(state["loss_map"].numpy(), cmap="magma")
+    fig.colorbar(im, ax=axes[1], fraction=0.046, label="squared RGBA error")
+    axes[1].set_title("per-pixel loss")
+    axes[2].imshow(images.to_uint8(state["image"]))
+    m = reached(state)
+    d = state["end"] - state["start"]
+    from matplotlib.colors import LogNorm
+
+    top = max(float(state["norms"].max()), 1e-30)
+    q = axes[2].quiver(state["start"][m, 0], state["start"][m, 1], d[m, 0], -d[m, 1], state["norms"].numpy()[m],
+                       cmap="viridis", norm=LogNorm(REACH * top, top), angles="xy", scale_units="xy", scale=1, width=0.006)
+    fig.colorbar(q, ax=axes[2], fraction=0.046, label="|dL/dv| (per world unit)")
+    axes[2].set_title(f"-dL/dv projected, {int(m.sum())} vertices")
+    heat_top = max(float(state["heat"].max()), 1e-30)
+    im = axes[3].imshow(np.maximum(state["heat"], SHARE_DECADES * heat_top), cmap="inferno", norm=LogNorm(SHARE_DECADES * heat_top, heat_top))
+    axes[3].plot(*state["start"][state["vertex"]], "c+", ms=12)
+    fig.colorbar(im, ax=axes[3], fraction=0.046, label="|dL_pixel/dv|")
+    axes[3].set_title(f"pixels' share of vertex {state['vertex']}'s gradient")
+    for ax in axes:
+        ax.set_xlim(-0.5, scene.image_size - 0.5)
+        ax.set_ylim(scene.image_size - 0.5, -0.5)
+        ax.set(xlabel="column (pixels)", ylabel="row (pixels)")
+    fig.suptitle(f"gradients of the image loss: sigma {args.sigma:g}, gamma {args.gamma:g} "
+                 f"(FD/autodiff cosine {state['fd_cosine']:.6f})")
+    fig.tight_layout()
+    plots.save(fig, path)
+
+
 def run_gui(args: argparse.Namespace, scene: GradientScene) -> None:
-    s = scene.image_size
-    win = common.Window("taichi_softras: gradients", (s, 4 * s + 12), args.frames, args.screenshot)
-    zoom, panel = win.zoom, (s + 4) * win.zoom  # window pixels per image pixel; panel pitch
-    log_sigma = win.slider("log10 sigma", -7, -1, math.log10(args.sigma), 0.1)
-    log_gamma = win.slider("log10 gamma", -6, 0, math.log10(args.gamma), 0.1)
-    vertex, show_target, running, dirty = args.vertex, False, False, True
-    state, seen = None, None
+    from demo_kit.tigui import Window
+
+    session = Session(scene, args)
+    side = max(scene.image_size, min(3 * scene.image_size, 288))
+    grid, _, origins, zoom = compose(session.state(), scene, False, side)
+    win = Window("taichi_softras: gradients", grid.shape[:2], args.frames, args.screenshot, zoom=1)
+    log_sigma = win.slider("log10 sigma", -7, -1, session.log_sigma, 0.1)
+    log_gamma = win.slider("log10 gamma", -6, 0, session.log_gamma, 0.1)
+    elevation = win.slider("elevation (deg)", -89, 89, session.elevation, 1)
+    azimuth = win.slider("azimuth (deg)", -180, 180, session.azimuth, 1)
+    buttons = {win.button("step (g)"): "g", win.button("run / stop (space)"): " ", win.button("reset (r)"): "r",
+               win.button("render / target (t)"): "t"}
     while win.running:
         for e in win.events():
-            if e.key == win.ti.GUI.ESCAPE:
+            if e.key == win.ti.GUI.LMB:
+                hit = panel_hit(origins, zoom, side, *win.cursor_pixel())
+                if hit is not None:
+                    session.pick_in_image(*hit)
+            elif not session.key(buttons.get(e.key, e.key)):
                 return
-            if e.key == "g":
-                scene.step(10**log_sigma.value, 10**log_gamma.value)
-                dirty = True
-            elif e.key == win.ti.GUI.SPACE:
-                running = not running
-            elif e.key == "r":
-                scene.reset()
-                dirty = True
-            elif e.key == "t":
-                show_target = not show_target
-            elif e.key == win.ti.GUI.LMB and state is not None:
-                col, row = win.cursor_pixel()
-                col = col % panel  # panels 1 and 3 share pixel coordinates
-                picked = np.hypot(*(state["start"] * zoom - [col, row]).T)
-                near = picked < 3 * zoom
-                if near.any():  # the closest to the eye among the vertices under the cursor
-                    vertex = int(np.flatnonzero(near)[state["depth"][near].argmin()])
-                    dirty = True
-        if running:
-            scene.step(10**log_sigma.value, 10**log_gamma.value)
-            dirty = True
-        key = (log_sigma.value, log_gamma.value)
-        if dirty or key != seen:
-            state = scene.analyse(10**log_sigma.value, 10**log_gamma.value, vertex)
-            seen, dirty = key, False
-        win.set_canvas(common.hstack(panels(state, scene, show_target)))
-        m = _arrow_mask(state)
-        if m.any():
-            x0 = 2 * panel  # panel 3's left edge
-            start = state["start"][m] * zoom + [x0, 0]
-            end = state["end"][m] * zoom + [x0, 0]
-            a, b = win.to_gui(start[:, 0], start[:, 1]), win.to_gui(end[:, 0], end[:, 1])
-            colors = colormap(state["norms"].numpy()[m], "viridis").astype(np.int64)
-            win.gui.arrows(a, b - a, radius=1, color=(colors[:, 0] << 16) | (colors[:, 1] << 8) | colors[:, 2])
-        pv = state["start"][state["vertex"]] * zoom
-        for x0 in (0, 2 * panel, 3 * panel):
-            win.gui.circle(win.to_gui(pv[0] + x0, pv[1]), radius=4, color=0x00FFFF)
-        win.label(f"loss {state['loss']:.5f}  vertex {state['vertex']}  FD/autodiff cos {state['fd_cosine']:.4f}   "
-                  "click: pick, g: step, space: run, r: reset, t: target")
+        session.log_sigma, session.log_gamma = log_sigma.value, log_gamma.value
+        session.elevation, session.azimuth = elevation.value, azimuth.value
+        grid, _, origins, zoom = compose(session.state(), scene, session.show_target, side)
+        win.set_canvas(grid)
+        win.label(session.status() + "   click: pick")
+        win.show()
+
+
+def run_ggui(args: argparse.Namespace, scene: GradientScene) -> None:
+    from demo_kit import ggui
+
+    session = Session(scene, args)
+    side = 224
+    widgets_box, region = (8, 8, 344, 784), (360, 0, 536, 800)
+    grid_at = (region[0] + region[2] + 8, 24)
+    grid, _, origins, _ = compose(session.state(), scene, False, side)
+    res = (grid_at[0] + grid.shape[1] + 8, 800)
+    win = ggui.Window("taichi_softras: gradients", res, args.frames, args.screenshot)
+    faces = scene.faces.numpy()
+    mesh = ggui.MeshBuffer(faces, scene.rest.shape[0])
+    radius = float(np.linalg.norm(scene.rest.numpy(), axis=1).max())
+    extent = 1.35 * max(radius, float(np.linalg.norm(scene.target_vertices, axis=1).max()))
+    view = ggui.OrbitView(res, region, (0, 0, 0), extent, azimuth=args.azimuth + 70, elevation=20)
+    arrows = ggui.LineBuffer(3 * scene.rest.shape[0])
+    edges = np.unique(np.sort(scene.target_faces.numpy()[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), 1), axis=0)
+    wireframe = ggui.LineBuffer(len(edges))
+    target_v = scene.target_vertices.numpy()
+    wireframe.update(target_v[edges[:, 0]], target_v[edges[:, 1]], TARGET_COLOR)
+    frustum, marks = ggui.LineBuffer(8), ggui.PointBuffer(1)
+    show_wireframe = True
+    while win.running:
+        drag = win.poll(accept=lambda p: not ggui.inside(p, widgets_box))
+        if win.pressed is not None and view.contains(win.pressed):
+            view.orbit(*drag)
+        for key in win.keys:
+            if not session.key(key):
+                return
+        state = session.state()
+        vertices = state["vertices"].numpy().astype(np.float64)
+        if win.clicked is not None:
+            if view.contains(win.clicked):
+                picked = view.pick(vertices, win.clicked, ggui.vertex_normals(vertices, faces))
+                session.vertex = session.vertex if picked is None else picked
+            else:
+                hit = panel_hit(origins, side / scene.image_size, side, win.clicked[0] - grid_at[0], win.clicked[1] - grid_at[1])
+                if hit is not None:
+                    session.pick_in_image(*hit)
+            state = session.state()
+
+        grid, _, origins, _ = compose(state, scene, session.show_target, side)
+        background = np.full((res[1], res[0], 3), DARK[0], np.uint8)
+        background[grid_at[1] : grid_at[1] + grid.shape[0], grid_at[0] : grid_at[0] + grid.shape[1]] = \
+            grid[: res[1] - grid_at[1], : res[0] - grid_at[0]]
+        top = max(float(state["norms"].max()), 1e-30)
+        bar = images.colorbar(260, "viridis", REACH * top, top, "|dL/dv| (log)", log=True, fg=LIGHT, bg=DARK)
+        background[res[1] - 280 : res[1] - 20, region[0] + 10 : region[0] + 10 + bar.shape[1]] = bar
+        title = images.caption(np.zeros((0, region[2], 3), np.uint8),
+                               "3D: mesh coloured by |dL/dv|, white arrows: -dL/dv\nred: target wireframe, yellow: the images' camera (direction)",
+                               fg=LIGHT, bg=DARK)
+        background[8 : 8 + title.shape[0], region[0] : region[0] + region[2]] = title
+        win.background(background)
+
+        mesh.update(vertices, gradient_colors(state))
+        m = reached(state)
+        g = state["grad"].numpy()[m]
+        length = 0.35 * radius / max(float(np.linalg.norm(g, axis=1).max(initial=0)), 1e-30)
+        a, b = ggui.arrow_segments(vertices[m], vertices[m] - length * g, view.basis()[3])
+        arrows.update(a, b, (1.0, 1.0, 1.0))
+        # The images' camera is far outside the view: a small pictogram in its direction stands for it.
+        eye = 0.85 * extent * ggui.unit(scene.eye[0].numpy().astype(np.float64))
+        fa, fb = ggui.frustum_segments(eye, np.zeros(3), scene.VIEWING_ANGLE, 0.25 * extent)
+        frustum.update(fa, fb, CAMERA_COLOR)
+        marks.update(vertices[[state["vertex"]]])
+        win.begin_scene(view)
+        mesh.draw(win.scene)
+        arrows.draw(win.scene, width=2)
+        if show_wireframe:
+            wireframe.draw(win.scene, width=1)
+        frustum.draw(win.scene, width=2)
+        marks.draw(win.scene, 0.04 * radius, (0.0, 1.0, 1.0))
+        win.end_scene()
+
+        with win.widgets("gradients", *widgets_box) as w:
+            w.text("soft rasterizer")
+            session.log_sigma = w.slider_float("log10 sigma", session.log_sigma, -7, -1)
+            session.log_gamma = w.slider_float("log10 gamma", session.log_gamma, -6, 0)
+            w.text(f"sigma = {session.sigma:.2e}, gamma = {session.gamma:.2e}")
+            w.text("camera of the images (target re-rendered)")
+            session.elevation = w.slider_float("elevation (deg)", session.elevation, -89, 89)
+            session.azimuth = w.slider_float("azimuth (deg)", session.azimuth, -180, 180)
+            w.text("optimization (Adam on the vertices)")
+            if w.button("step (g)"):
+                session.key("g")
+            if w.button("stop (space)" if session.running else "run (space)"):
+                session.key(" ")
+            if w.button("reset (r)"):
+                session.key("r")
+            session.show_target = w.checkbox("panel 1 shows the target (t)", session.show_target)
+            w.text(f"loss {state['loss']:.5f} after {session.steps} steps")
+            w.text(f"picked vertex {state['vertex']}: |dL/dv| {float(state['norms'][state['vertex']]):.2e}")
+            w.text(f"FD / autodiff cosine {state['fd_cosine']:.6f}")
+            w.text(f"(central differences in {scene.fd_precision})")
+            w.text(f"{int(m.sum())} of {len(vertices)} vertices reached")
+            view.controls(w)
+            show_wireframe = w.checkbox("target wireframe", show_wireframe)
+            w.text("click a vertex (3D view or panels)\nto pick it; esc: quit")
         win.show()
 
 
 def main(args: argparse.Namespace) -> None:
     if args.vertex is not None and args.vertex < 0:
-        raise common.DemoError(f"argument --vertex: expected a vertex index >= 0, got {args.vertex}")
+        raise cli.DemoError(f"argument --vertex: expected a vertex index >= 0, got {args.vertex}")
     scene = GradientScene(args)
     if args.vertex is not None and args.vertex >= scene.rest.shape[0]:
-        raise common.DemoError(f"argument --vertex: the mesh has {scene.rest.shape[0]} vertices, got {args.vertex}")
-    if common.wants_gui(args):
-        run_gui(args, scene)
-    else:
-        run_headless(args, scene)
+        raise cli.DemoError(f"argument --vertex: the mesh has {scene.rest.shape[0]} vertices, got {args.vertex}")
+    {"headless": run_headless, "gui": run_gui, "ggui": run_ggui}[cli.front_end(args)](args, scene)
 
 
 if __name__ == "__main__":
-    common.run(main, build_parser())
+    cli.run(main, build_parser())

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-# torch's idle OpenMP threads otherwise spin against Taichi's kernels (DESIGN.md section 3)
+# torch's idle OpenMP threads otherwise spin against Taichi's kernels (docs/design.md)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
@@ -27,8 +27,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import trimesh  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
-import _common as common  # noqa: E402
+from demo_kit import cli, images, loop, plots, rendering  # noqa: E402
 from taichi_softras import DATA_DIR, implicit, sampling  # noqa: E402
 from taichi_softras.voxelization import voxelization  # noqa: E402
 
@@ -39,21 +40,21 @@ DISTANCE, VIEWING_ANGLE = 2.732, 15.0  # the NMR renders' camera
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = common.make_parser("implicit_fit", __doc__.splitlines()[0], image_size=128, sigma=1e-5, gamma=1e-4)
+    p = cli.make_parser("implicit_fit", __doc__, image_size=128, sigma=1e-5, gamma=1e-4)
     p.add_argument("--gui", action="store_true", help="show the probed images in a window while training")
-    p.add_argument("--shape", choices=SHAPES, default="spot", help="target shape (default: %(default)s)")
-    p.add_argument("--views", type=common.positive_int, default=24, help="silhouettes (default: %(default)s)")
-    p.add_argument("--steps", type=common.positive_int, default=600, help="training steps (default: %(default)s)")
-    p.add_argument("--views-per-step", type=common.positive_int, default=8, help="(default: %(default)s)")
-    p.add_argument("--rays", type=common.positive_int, default=1024, help="rays per view and step (default: %(default)s)")
-    p.add_argument("--anchors", type=common.positive_int, default=8192, help="anchors per step (default: %(default)s)")
-    p.add_argument("--radius", type=common.positive_float, default=0.025, help="anchor support radius (default: %(default)s)")
-    p.add_argument("--lam", type=float, default=0.05, help="weight of the geometric regularizer (default: %(default)s)")
-    p.add_argument("--lr", type=common.positive_float, default=2e-3, help="Adam learning rate (default: %(default)s)")
-    p.add_argument("--resolution", type=common.positive_int, default=32, help="IoU voxel grid (default: %(default)s)")
-    p.add_argument("--mesh-resolution", type=common.positive_int, default=64, help="marching cubes grid (default: %(default)s)")
-    p.add_argument("--eval-every", type=common.positive_int, default=100, help="IoU print period (default: %(default)s)")
-    p.add_argument("--loss", choices=implicit.LOSS_KINDS, default="bce", help="silhouette loss (default: %(default)s)")
+    p.add_argument("--shape", choices=SHAPES, default="spot", help="target shape")
+    p.add_argument("--views", type=cli.positive_int, default=24, help="silhouettes of the target")
+    p.add_argument("--steps", type=cli.positive_int, default=600, help="training steps")
+    p.add_argument("--views-per-step", type=cli.positive_int, default=8, help="silhouettes probed per step")
+    p.add_argument("--rays", type=cli.positive_int, default=1024, help="rays per view and step")
+    p.add_argument("--anchors", type=cli.positive_int, default=8192, help="anchors per step")
+    p.add_argument("--radius", type=cli.positive_float, default=0.025, help="anchor support radius, world units")
+    p.add_argument("--lam", type=float, default=0.05, help="weight of the geometric regularizer")
+    p.add_argument("--lr", type=cli.positive_float, default=2e-3, help="Adam learning rate")
+    p.add_argument("--resolution", type=cli.positive_int, default=32, help="voxel grid side for the IoU")
+    p.add_argument("--mesh-resolution", type=cli.positive_int, default=64, help="marching cubes grid side")
+    p.add_argument("--eval-every", type=cli.positive_int, default=100, help="steps between IoU evaluations")
+    p.add_argument("--loss", choices=implicit.LOSS_KINDS, default="bce", help="silhouette loss")
     p.add_argument("--no-boundary-aware", action="store_true", help="plain ray-anchor assignment")
     return p
 
@@ -78,7 +79,7 @@ class OccupancyMLP(nn.Module):
 def target_mesh(shape: str) -> tuple[torch.Tensor, torch.Tensor]:
     """World vertices ``(V, 3)`` (centred, largest side EXTENT) and faces ``(F, 3)`` of the target."""
     if shape == "spot":
-        vertices, faces, _ = common.load_mesh(DATA_DIR / "spot" / "spot_triangulated.obj")
+        vertices, faces, _ = rendering.load_mesh(DATA_DIR / "spot" / "spot_triangulated.obj")
     else:
         mesh = trimesh.creation.icosphere(4) if shape == "sphere" else trimesh.creation.torus(1.0, 0.4)
         vertices = torch.as_tensor(np.asarray(mesh.vertices), dtype=torch.float32)
@@ -102,7 +103,7 @@ def camera_eyes(views: int) -> torch.Tensor:
     """``(V, 3)`` eyes around the shape: azimuth steps of 360/V, elevations alternating 30 / -15."""
     azimuth = torch.arange(views, dtype=torch.float32) * 360.0 / views
     elevation = torch.tensor([30.0, -15.0], dtype=torch.float32).repeat(views // 2 + 1)[:views]
-    return common.eyes_from_angles(DISTANCE, elevation, azimuth)
+    return rendering.eyes_from_angles(DISTANCE, elevation, azimuth)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -112,7 +113,7 @@ def main(args: argparse.Namespace) -> None:
     eyes = camera_eyes(args.views)
     ones = torch.ones(1, faces.shape[0], 1, 3)
     with torch.no_grad():
-        rgba = common.render(vertices, faces, ones, eyes, args.image_size, VIEWING_ANGLE, lit=False, aggr_func_alpha="hard")
+        rgba = rendering.render(vertices, faces, ones, eyes, args.image_size, VIEWING_ANGLE, lit=False, aggr_func_alpha="hard")
     silhouettes = rgba[:, 3].contiguous()
     truth = true_voxels(vertices, faces, args.resolution)
     hull = sampling.visual_hull(silhouettes, eyes, resolution=48, bounds=BOUNDS, viewing_angle=VIEWING_ANGLE)
@@ -141,46 +142,49 @@ def main(args: argparse.Namespace) -> None:
         if (i + 1) % args.eval_every == 0 or i + 1 == args.steps:
             iou = implicit.voxel_iou(implicit.occupancy_grid(net, args.resolution, BOUNDS), truth)
             ious.append((i + 1, iou))
-            tqdm_write(f"step {i + 1}: silhouette loss {metrics['loss']:.4f}, IoU {iou:.3f} ({time.perf_counter() - t0:.0f} s)")
+            tqdm.write(f"step {i + 1}: silhouette loss {metrics['loss']:.4f}, IoU {iou:.3f} ({time.perf_counter() - t0:.0f} s)")
         return metrics
 
-    def frame() -> np.ndarray:
+    def probed_images() -> list[list[np.ndarray]]:
+        """Rows: the target silhouettes of the first views, then the field probed along their rays."""
         # dense anchors so that every ray of the picture probes some
         anchors = BOUNDS[0] + (BOUNDS[1] - BOUNDS[0]) * torch.rand(8 * args.anchors, 3)
         with torch.no_grad():
             _, probed = prober(net, eyes[probed_views], silhouettes[probed_views], anchors)
-        return common.vstack([common.hstack([common.to_uint8(s) for s in silhouettes[probed_views]]),
-                              common.hstack([common.to_uint8(p) for p in probed.clamp(0, 1)])])
+        return [[images.to_uint8(s) for s in silhouettes[probed_views]], [images.to_uint8(p) for p in probed.clamp(0, 1)]]
 
-    history, _ = common.optimize(args, "implicit_fit", args.steps, step, frame, frame_every=args.steps)
+    def frame() -> np.ndarray:
+        return images.vstack([images.hstack(row) for row in probed_images()])
+
+    history, _ = loop.optimize(args, "implicit_fit", args.steps, step, frame, frame_every=args.steps)
     train_s = time.perf_counter() - t0
 
-    out = common.out_dir(args)
+    out = cli.out_dir(args)
     mesh = implicit.extract_mesh(net, args.mesh_resolution, BOUNDS)
     mesh.export(out / "mesh.obj")
-    common.save_png(out / "silhouettes.png", frame())
+    view_labels = [f"view {v + 1}: azimuth {360.0 * v / args.views:.0f}°" for v in probed_views.tolist()]
+    plots.image_grid(out / "silhouettes.png", probed_images(), f"implicit_fit ({args.shape}): silhouettes and the learned field",
+                     row_labels=["target silhouette", "probed field φ\n(max along each ray)"], col_labels=view_labels)
     m_v = torch.as_tensor(np.asarray(mesh.vertices), dtype=torch.float32)
     m_f = torch.as_tensor(np.ascontiguousarray(mesh.faces), dtype=torch.int64)
     shaded = torch.tensor([[0.75, 0.75, 0.8]]).expand(m_f.shape[0], 3)[None, :, None, :].contiguous()
-    show = common.eyes_from_angles(DISTANCE, 30.0, torch.tensor([-45.0, 45.0, 135.0]))
+    show_azimuths = (-45.0, 45.0, 135.0)
+    show = rendering.eyes_from_angles(DISTANCE, 30.0, torch.tensor(show_azimuths))
     with torch.no_grad():
-        images = common.render(m_v, m_f, shaded, show, 256, VIEWING_ANGLE, aggr_func_rgb="hard")
-    common.save_png(out / "mesh.png", common.hstack([common.to_uint8(im) for im in images]))
-    common.save_plot(out / "loss.png", {"silhouette loss": history["loss"]}, "step", "implicit_fit", log_y=True)
+        renders = rendering.render(m_v, m_f, shaded, show, 256, VIEWING_ANGLE, aggr_func_rgb="hard")
+    plots.image_grid(out / "mesh.png", [[images.to_uint8(im) for im in renders]],
+                     f"implicit_fit: marching-cubes mesh of the field at {args.mesh_resolution}³ (voxel IoU {ious[-1][1]:.3f})",
+                     col_labels=[f"elevation 30°, azimuth {a:g}°" for a in show_azimuths], panel_inches=2.6)
+    plots.curves(out / "loss.png", {"silhouette loss": history["loss"], "geometric regularizer": history["geo"]}, "step",
+                 f"loss ({args.loss})", "implicit_fit: training losses", log_y=True)
     losses = history["loss"]
     tail = max(1, len(losses) // 10)
-    common.finish(args, "implicit_fit", {
+    cli.finish(args, "implicit_fit", {
         "shape": args.shape, "steps": args.steps, "iou": ious[-1][1], "visual_hull_iou": hull_iou,
         "loss_start": float(np.mean(losses[:tail])), "loss_end": float(np.mean(losses[-tail:])),
         "seconds": round(train_s, 1), "iou_history": ious,
     })
 
 
-def tqdm_write(text: str) -> None:
-    from tqdm import tqdm
-
-    tqdm.write(text)
-
-
 if __name__ == "__main__":
-    common.run(main, build_parser())
+    cli.run(main, build_parser())

@@ -17,7 +17,7 @@ import math
 import numpy as np
 import torch
 
-import _common as common
+from demo_kit import cli, images, loop, plots, rendering
 from taichi_softras import shapes
 from taichi_softras.losses import iou_loss
 
@@ -26,29 +26,29 @@ SUCCESS_DEG = 5.0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = common.make_parser("pose_nonrigid", __doc__.splitlines()[0], image_size=64, sigma=1e-5, gamma=1e-4)
-    p.add_argument("--bones", type=common.positive_int, default=3, help="bones in the chain, >= 3 (default: %(default)s)")
+    p = cli.make_parser("pose_nonrigid", __doc__, image_size=64, sigma=1e-5, gamma=1e-4)
+    p.add_argument("--bones", type=cli.positive_int, default=3, help="bones in the chain, at least 3")
     p.add_argument("--angles", type=float, nargs="+", default=[35.0, -40.0, 45.0], help="target joint angles, degrees, one per bone")
-    p.add_argument("--views", type=common.positive_int, default=4, help="target cameras around the chain (default: %(default)s)")
-    p.add_argument("--iterations", type=common.positive_int, default=150, help="optimization steps (default: %(default)s)")
-    p.add_argument("--lr", type=common.positive_float, default=0.03, help="Adam learning rate (default: %(default)s)")
+    p.add_argument("--views", type=cli.positive_int, default=4, help="target cameras around the chain")
+    p.add_argument("--iterations", type=cli.positive_int, default=150, help="optimization steps")
+    p.add_argument("--lr", type=cli.positive_float, default=0.03, help="Adam learning rate")
     return p
 
 
 def main(args: argparse.Namespace) -> None:
     if args.bones < 3:
-        raise common.DemoError(f"argument --bones: expected at least 3 bones, got {args.bones}")
+        raise cli.DemoError(f"argument --bones: expected at least 3 bones, got {args.bones}")
     if len(args.angles) != args.bones:
-        raise common.DemoError(f"argument --angles: expected {args.bones} angles (one per bone), got {len(args.angles)}")
+        raise cli.DemoError(f"argument --angles: expected {args.bones} angles (one per bone), got {len(args.angles)}")
     rig = shapes.chain(num_bones=args.bones)
     azimuths = torch.arange(args.views, dtype=torch.float32) * (180.0 / args.views) + 20.0  # a half turn suffices
-    eyes = common.eyes_from_angles(DISTANCE, ELEVATION, azimuths)
+    eyes = rendering.eyes_from_angles(DISTANCE, ELEVATION, azimuths)
     bone = rig.weights.argmax(1)[rig.faces].mode(1).values  # each face's dominant bone, for colours
     palette = torch.tensor([[0.9, 0.4, 0.3], [0.3, 0.7, 0.4], [0.3, 0.5, 0.9], [0.9, 0.8, 0.3]])
     colors = palette[bone % len(palette)][None, :, None, :]
 
     def silhouettes(angles: torch.Tensor, sigma: float) -> torch.Tensor:
-        images = common.render(
+        images = rendering.render(
             rig.pose(angles)[0], rig.faces, colors, eyes, args.image_size, viewing_angle=VIEWING_ANGLE,
             sigma_val=sigma, gamma_val=args.gamma,
         )
@@ -67,24 +67,33 @@ def main(args: argparse.Namespace) -> None:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        err = (angles.detach() - true).rad2deg().abs()
-        return {"1-IoU": loss.item(), "max joint error (deg)": err.max().item()}
+        joint_errors.append((angles.detach() - true).rad2deg().abs().tolist())
+        return {"1-IoU": loss.item(), "max joint error (deg)": max(joint_errors[-1])}
 
     def frame() -> np.ndarray:
         with torch.no_grad():
             pred = silhouettes(angles, args.sigma)
-        return common.hstack([common.to_uint8(torch.stack([t, p, 0.3 * t], -1)) for p, t in zip(pred, target)])
+        return images.hstack([images.silhouette_overlay(t, p) for p, t in zip(pred, target)])
 
-    history, frames = common.optimize(args, "pose_nonrigid", args.iterations, step, frame, max(1, args.iterations // 40))
+    joint_errors: list[list[float]] = []
+    history, frames = loop.optimize(args, "pose_nonrigid", args.iterations, step, frame, max(1, args.iterations // 40))
     with torch.no_grad():
-        final = iou_loss(silhouettes(angles, args.sigma), target).item()
+        fitted = silhouettes(angles, args.sigma)
+        final = iou_loss(fitted, target).item()
     errors = (angles.detach() - true).rad2deg().abs().tolist()
-    out = common.out_dir(args)
-    common.save_gif(out / "fit.gif", frames, fps=10)
-    common.save_png(out / "fit_final.png", frames[-1])
-    common.save_plot(out / "loss.png", {"1 - IoU": history["1-IoU"] + [final]}, "iteration", "pose_nonrigid: silhouette loss", log_y=True)
-    common.save_plot(out / "angles.png", {"max joint error (deg)": history["max joint error (deg)"]}, "iteration", "joint angle error", log_y=True)
-    common.finish(
+    out = cli.out_dir(args)
+    images.save_gif(out / "fit.gif", frames, fps=10)
+    plots.image_grid(
+        out / "fit_final.png", [[images.silhouette_overlay(t, p) for p, t in zip(fitted, target)]],
+        f"pose_nonrigid: silhouettes after {len(history['1-IoU'])} steps (largest joint error {max(errors):.2f}°)",
+        col_labels=[f"azimuth {a:g}°" for a in azimuths.tolist()], legend=images.OVERLAY_LEGEND, panel_inches=2.0,
+    )
+    plots.curves(out / "loss.png", {"1 - IoU": history["1-IoU"] + [final]}, "iteration", "1 - IoU (mean over views)",
+                 "pose_nonrigid: silhouette loss", log_y=True)
+    per_joint = np.asarray(joint_errors).T
+    plots.curves(out / "angles.png", {f"joint {j + 1}": per_joint[j] for j in range(args.bones)}, "iteration",
+                 "|angle - target angle| (degrees)", "pose_nonrigid: joint angle errors", log_y=True)
+    cli.finish(
         args,
         "pose_nonrigid",
         {
@@ -99,4 +108,4 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    common.run(main, build_parser())
+    cli.run(main, build_parser())

@@ -15,12 +15,13 @@ poses end under 5 degrees. Outputs: ``fit.gif`` (first pose: target | current | 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 
 import numpy as np
 import torch
 
-import _common as common
+from demo_kit import cli, images, plots, rendering
 from taichi_softras import DATA_DIR
 from taichi_softras.losses import iou_loss
 from taichi_softras.shapes import axis_angle_to_matrix, quaternion_to_matrix, rotation_angle_deg
@@ -31,16 +32,16 @@ ROTATIONS = ("axis-angle", "quaternion")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = common.make_parser("pose_rigid", __doc__.splitlines()[0], image_size=64, sigma=1e-5, gamma=1e-4)
-    p.add_argument("--mesh", type=str, default=str(DATA_DIR / "spot" / "spot_triangulated.obj"), help="OBJ (default: Spot)")
-    p.add_argument("--texture-res", type=common.positive_int, default=3, help="texels per face side (default: %(default)s)")
-    p.add_argument("--poses", type=common.positive_int, default=10, help="random target poses (default: %(default)s)")
-    p.add_argument("--restarts", type=common.positive_int, default=3, help="starts per pose, best kept (default: %(default)s)")
-    p.add_argument("--iterations", type=common.positive_int, default=150, help="steps per start (default: %(default)s)")
-    p.add_argument("--max-angle", type=common.positive_float, default=60.0, help="target rotation from the start, degrees (default: %(default)s)")
-    p.add_argument("--max-shift", type=float, default=0.2, help="largest target translation per axis (default: %(default)s)")
-    p.add_argument("--lr", type=common.positive_float, default=0.03, help="Adam learning rate (default: %(default)s)")
-    p.add_argument("--rotation", choices=ROTATIONS, default="axis-angle", help="rotation parameters to fit (default: %(default)s)")
+    p = cli.make_parser("pose_rigid", __doc__, image_size=64, sigma=1e-5, gamma=1e-4)
+    p.add_argument("--mesh", type=str, default=str(DATA_DIR / "spot" / "spot_triangulated.obj"), help="OBJ file to pose")
+    p.add_argument("--texture-res", type=cli.positive_int, default=3, help="texels per face side")
+    p.add_argument("--poses", type=cli.positive_int, default=10, help="random target poses")
+    p.add_argument("--restarts", type=cli.positive_int, default=3, help="starts per pose; the lowest image loss is kept")
+    p.add_argument("--iterations", type=cli.positive_int, default=150, help="gradient steps per start")
+    p.add_argument("--max-angle", type=cli.positive_float, default=60.0, help="largest target rotation from the start, degrees")
+    p.add_argument("--max-shift", type=float, default=0.2, help="largest target translation per axis, world units")
+    p.add_argument("--lr", type=cli.positive_float, default=0.03, help="Adam learning rate")
+    p.add_argument("--rotation", choices=ROTATIONS, default="axis-angle", help="rotation parameters to fit")
     return p
 
 
@@ -55,14 +56,14 @@ class RigidScene:
     """The mesh, the camera and the render of a posed mesh ``R v + t``."""
 
     def __init__(self, args: argparse.Namespace):
-        self.vertices, self.faces, self.textures = common.load_mesh(args.mesh, "--mesh", args.texture_res)
-        self.eye = common.eyes_from_angles(DISTANCE, 0.0, 0.0)
+        self.vertices, self.faces, self.textures = rendering.load_mesh(args.mesh, "--mesh", args.texture_res)
+        self.eye = rendering.eyes_from_angles(DISTANCE, 0.0, 0.0)
         self.image_size, self.gamma = args.image_size, args.gamma
 
     def render(self, rotation: torch.Tensor, shift: torch.Tensor, sigma: float) -> torch.Tensor:
         """RGBA ``(4, H, W)`` of the mesh rotated by ``rotation (3, 3)`` and moved by ``shift (3,)``."""
         v = self.vertices @ rotation.T + shift
-        return common.render(
+        return rendering.render(
             v, self.faces, self.textures, self.eye, self.image_size, viewing_angle=VIEWING_ANGLE,
             sigma_val=sigma, gamma_val=self.gamma,
         )[0]
@@ -93,7 +94,7 @@ def fit(scene: RigidScene, target: torch.Tensor, rotvec0: torch.Tensor, shift0: 
     """Gradient descent on ``--rotation`` parameters and a translation from (rotvec0, shift0); returns
     the fitted rotation ``(3, 3)``, translation ``(3,)`` and the losses.
 
-    ``on_step(i, rotation, shift, loss)`` is called after every step (for the front end)."""
+    ``on_step(i, rotation, shift, loss)`` is called after every step (progress, the front end)."""
     params = rotation_parameters(rotvec0, args.rotation).requires_grad_(True)
     shift = shift0.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([params, shift], lr=args.lr, betas=(0.9, 0.99))
@@ -122,34 +123,37 @@ def main(args: argparse.Namespace) -> None:
     true_shift[:, 2] *= 0.5  # depth moves matter less in the image; keep them modest
     zero = torch.zeros(3)
     results, curves, frames = [], {}, []
-    gui = common.wants_gui(args)
     window = None
+    if cli.front_end(args) != "headless":
+        from demo_kit.tigui import Window
+
+        side = args.image_size
+        window = Window("taichi_softras: rigid pose", (side, 3 * side + 8), args.frames, args.screenshot)
+    bar = cli.progress(total=args.poses * args.restarts * args.iterations, desc="pose_rigid")
     for k in range(args.poses):
         with torch.no_grad():
             target = scene.render(axis_angle_to_matrix(true_rot[k]), true_shift[k], args.sigma)
         starts = [zero] + list(random_rotations(args.restarts - 1, 30.0, g))
 
-        def on_step(i, rotation, shift, loss):
-            nonlocal window
-            if k > 0 or not (gui or i % max(1, args.iterations // 40) == 0 or i == args.iterations - 1):
+        def on_step(i, rotation, shift, loss, first_start=False):
+            bar.update()
+            bar.set_postfix_str(f"pose {k + 1}/{args.poses} loss {loss:.4f}", refresh=False)
+            take = k == 0 and first_start and (i % max(1, args.iterations // 40) == 0 or i == args.iterations - 1)
+            shown = first_start and window is not None and window.running  # the window follows each pose's first start
+            if not (take or shown):
                 return
             with torch.no_grad():
-                image = scene.render(rotation, shift, args.sigma)
-            pic = common.hstack([common.to_uint8(target), common.to_uint8(image),
-                                 common.to_uint8((image[:3] - target[:3]).abs().clamp(0, 1))])
-            if gui:
-                if window is None:
-                    window = common.Window("taichi_softras: rigid pose", pic.shape[:2], args.frames, args.screenshot)
-                if window.running:
-                    window.set_canvas(pic)
-                    window.label(f"pose 1: loss {loss:.4f}   target | current | |difference|")
-                    window.show()
-            else:
-                frames.append(pic)
+                pic = comparison(target, scene.render(rotation, shift, args.sigma))
+            if shown:
+                window.set_canvas(images.hstack(pic))
+                window.label(f"pose {k + 1}/{args.poses}: loss {loss:.4f}   target | current | |difference|")
+                window.show()
+            if take:
+                frames.append(images.caption(images.hstack(pic), f"step {i + 1}/{args.iterations}", size=10))
 
         best = None
         for r, s in enumerate(starts):
-            rot, shift, losses = fit(scene, target, s, zero, args, on_step if r == 0 else None)
+            rot, shift, losses = fit(scene, target, s, zero, args, functools.partial(on_step, first_start=r == 0))
             curves[f"pose {k + 1}, start {r + 1}"] = losses
             if best is None or losses[-1] < best[2][-1]:
                 best = (rot, shift, losses)
@@ -161,18 +165,28 @@ def main(args: argparse.Namespace) -> None:
             "translation_error": round((shift - true_shift[k]).norm().item(), 5),
             "final_loss": round(losses[-1], 6),
         })
-        print(f"pose {k + 1}/{args.poses}: start {results[-1]['start_error_deg']:.1f} deg -> "
-              f"rotation error {deg:.2f} deg, translation error {results[-1]['translation_error']:.4f}")
+        if k == 0:
+            with torch.no_grad():
+                first_fit = comparison(target, scene.render(rot, shift, args.sigma))
+            first_error = (deg, results[-1]["translation_error"])
+        bar.write(f"pose {k + 1}/{args.poses}: start {results[-1]['start_error_deg']:.1f} deg -> "
+                  f"rotation error {deg:.2f} deg, translation error {results[-1]['translation_error']:.4f}")
+    bar.close()
 
-    out = common.out_dir(args)
-    if frames:
-        common.save_gif(out / "fit.gif", frames, fps=10)
-        common.save_png(out / "fit_final.png", frames[-1])
-    first = {k: v for k, v in curves.items() if k.startswith("pose 1,")}
-    common.save_plot(out / "loss.png", first, "iteration", "pose 1: image loss per start", log_y=True)
-    common.save_plot(out / "errors.png", {"rotation error (deg)": [r["rotation_error_deg"] for r in results]}, "pose", "final rotation error")
+    out = cli.out_dir(args)
+    images.save_gif(out / "fit.gif", frames, fps=10)
+    plots.image_grid(
+        out / "fit_final.png", [first_fit],
+        f"pose 1 fitted: rotation error {first_error[0]:.2f}°, translation error {first_error[1]:.4f}",
+        col_labels=["target", "fit (best start)", "|fit - target| (RGB)"], panel_inches=2.2,
+    )
+    first = {k.split(", ")[1]: v for k, v in curves.items() if k.startswith("pose 1,")}
+    plots.curves(out / "loss.png", first, "iteration", "image loss (RGB MSE + 1 - IoU)", "pose 1: image loss per start", log_y=True)
     errors = [r["rotation_error_deg"] for r in results]
-    common.finish(
+    plots.per_item(out / "errors.png", errors, "pose", "rotation error (degrees)",
+                   f"final rotation error per pose ({sum(e < SUCCESS_DEG for e in errors)} of {len(errors)} under {SUCCESS_DEG:g}°)",
+                   threshold=SUCCESS_DEG, threshold_label=f"{SUCCESS_DEG:g}°", log_y=True)
+    cli.finish(
         args,
         "pose_rigid",
         {
@@ -185,5 +199,10 @@ def main(args: argparse.Namespace) -> None:
     )
 
 
+def comparison(target: torch.Tensor, image: torch.Tensor) -> list[np.ndarray]:
+    """uint8 target, fit and |fit - target| (RGB) of two RGBA ``(4, H, W)`` renders."""
+    return [images.to_uint8(target), images.to_uint8(image), images.to_uint8((image[:3] - target[:3]).abs().clamp(0, 1))]
+
+
 if __name__ == "__main__":
-    common.run(main, build_parser())
+    cli.run(main, build_parser())

@@ -1,10 +1,13 @@
 """Offline synthetic dataset in the NMR/SoftRas format.
 
     python -m reconstruction.make_dataset --out DIR --per-class N [--classes all] [--seed 0]
+    python -m reconstruction.make_dataset --meshes SHAPENET --out DIR [--split auto] [--classes all] [--skip-bad]
 
 For each class, N random part-based shapes (:mod:`reconstruction.shapes`) are rendered from the 24
 dataset views (64^2 RGBA, lit face colours) and voxelized to 32^3 in the NMR voxel frame, then split
 into train/val/test (70/10/20 %) and written as ``{class_id}_{split}_{images,voxels}.npz``.
+With ``--meshes``, real meshes in ShapeNetCore layout are rendered and voxelized the same way instead
+(:mod:`reconstruction.from_meshes`).
 """
 
 from __future__ import annotations
@@ -77,7 +80,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--per-class", type=int, default=40, help="shapes per class (all splits)")
     p.add_argument("--classes", default="all", help="'all' or comma-separated class ids/names")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--meshes", help="build from the meshes in this ShapeNetCore-layout folder instead")
+    p.add_argument("--split", default="auto", help="with --meshes: auto (by model id, 70/10/20 %%), train, val or test")
+    p.add_argument("--skip-bad", action="store_true", help="with --meshes: skip models that fail to load")
     args = p.parse_args(argv)
+    if args.meshes is not None:
+        from . import from_meshes
+
+        try:
+            summary = from_meshes.build(args.meshes, args.out, args.split, args.classes, args.skip_bad)
+        except ValueError as exc:
+            raise SystemExit(f"make_dataset: error: {exc}") from None
+        print(summary.line(args.out))
+        return
     class_ids = D.parse_class_ids(args.classes)
     split_counts(args.per_class)  # validate before any work
     with tqdm(total=len(class_ids) * args.per_class, desc="shapes", unit="shape") as bar:

@@ -1,16 +1,53 @@
-"""Render a mesh (default: the bundled Spot cow with its UV texture) to a PNG.
+"""Render a mesh (default: the bundled Spot cow with its UV texture) to an RGBA PNG.
 
     python -m taichi_softras --out spot.png [--mesh PATH] [--image-size 512] [--azimuth -45]
         [--elevation 30] [--distance 2.732] [--sigma 1e-5] [--gamma 1e-4] [--texture-res 8]
+
+A look-at camera (SoftRas's conventions) at (distance, elevation, azimuth) looks at the origin.
+Mistakes in the arguments or the mesh file end with one ``error:`` line and exit status 2
+(``--debug`` shows the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import pathlib
 import sys
+import time
 
 import numpy as np
 from PIL import Image
+
+PROG = "python -m taichi_softras"
+
+
+class _UserError(Exception):
+    """A mistake in the arguments or input files: one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of usage + message + SystemExit
+        raise _UserError(message)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's layout and appends each option's default to its help."""
+
+
+def _number(kind, what: str, ok=lambda value: True):
+    """argparse type: a finite ``kind`` (int or float) for which ``ok`` holds."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and ok(value)):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
 
 
 def render_png(mesh_path, out, image_size=512, azimuth=-45.0, elevation=30.0, distance=2.732,
@@ -30,28 +67,61 @@ def render_png(mesh_path, out, image_size=512, azimuth=-45.0, elevation=30.0, di
     return image
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     import taichi_softras as sr
 
-    p = argparse.ArgumentParser(prog="python -m taichi_softras", description=__doc__.splitlines()[0])
-    p.add_argument("--mesh", default=str(sr.DATA_DIR / "spot" / "spot_triangulated.obj"))
-    p.add_argument("--out", default="spot.png")
-    p.add_argument("--image-size", type=int, default=512)
-    p.add_argument("--azimuth", type=float, default=-45.0)
-    p.add_argument("--elevation", type=float, default=30.0)
-    p.add_argument("--distance", type=float, default=2.732)
-    p.add_argument("--sigma", type=float, default=1e-5)
-    p.add_argument("--gamma", type=float, default=1e-4)
-    p.add_argument("--texture-res", type=int, default=8)
-    p.add_argument("--no-anti-aliasing", action="store_true")
-    a = p.parse_args(argv)
+    positive = _number(float, "a positive number", lambda v: v > 0)
+    count = _number(int, "a positive integer", lambda v: v > 0)
+    angle = _number(float, "a number of degrees")
+    p = _Parser(prog=PROG, description=__doc__, formatter_class=_HelpFormatter)
+    p.add_argument("--mesh", type=pathlib.Path, default=sr.DATA_DIR / "spot" / "spot_triangulated.obj",
+                   help="OBJ file to render (its MTL's map_Kd texture is used when present)")
+    p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("spot.png"), help="PNG file to write")
+    p.add_argument("--image-size", type=count, default=512, help="image side, pixels")
+    p.add_argument("--azimuth", type=angle, default=-45.0, help="camera azimuth, degrees")
+    p.add_argument("--elevation", type=angle, default=30.0, help="camera elevation, degrees")
+    p.add_argument("--distance", type=positive, default=2.732, help="camera distance from the origin, world units")
+    p.add_argument("--sigma", type=positive, default=1e-5, help="SoftRas sigma: edge blur, squared NDC units")
+    p.add_argument("--gamma", type=positive, default=1e-4, help="SoftRas gamma: depth softness of the colour blend")
+    p.add_argument("--texture-res", type=count, default=8, help="texels per face side")
+    p.add_argument("--no-anti-aliasing", action="store_true", help="render at the image size (no 2x supersampling)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of user errors too")
+    return p
+
+
+def _check_paths(a: argparse.Namespace) -> None:
+    if not a.mesh.is_file():
+        raise _UserError(f"--mesh {a.mesh}: no such file")
+    if a.out.suffix.lower() != ".png":
+        raise _UserError(f"--out {a.out}: expected a .png file name")
+    if not a.out.parent.is_dir():
+        raise _UserError(f"--out {a.out}: the folder {a.out.parent} does not exist")
+
+
+def main(argv=None) -> int:
+    """The command line; returns the exit status (0, or 2 after a one-line ``error:`` on stderr)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
     try:
-        render_png(a.mesh, a.out, a.image_size, a.azimuth, a.elevation, a.distance, a.sigma, a.gamma,
-                   a.texture_res, not a.no_anti_aliasing)
-    except (ValueError, TypeError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        a = build_parser().parse_args(argv)
+        _check_paths(a)
+        start = time.perf_counter()
+        try:
+            image = render_png(a.mesh, a.out, a.image_size, a.azimuth, a.elevation, a.distance, a.sigma, a.gamma,
+                               a.texture_res, not a.no_anti_aliasing)
+        except OSError as e:
+            raise _UserError(f"{e.filename or a.out}: {e.strerror or e}") from e
+        except ValueError as e:  # the library's argument and file checks
+            raise _UserError(f"--mesh {a.mesh}: {e}") from e
+    except _UserError as e:
+        if debug:
+            raise
+        print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {a.out}")
+    seconds = time.perf_counter() - start
+    coverage = float((image[..., 3] > 127).mean())
+    print(f"wrote {a.out} ({image.shape[1]}x{image.shape[0]} RGBA, {a.mesh.name}, {coverage:.0%} of pixels covered, "
+          f"{seconds:.1f} s)")
     return 0
 
 

@@ -18,8 +18,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import trimesh
-from skimage import measure
+from ._lazy import measure, trimesh
 
 from .ops.checks import check_choice, check_positive, check_tensor, image_hw
 from .ops.probe import probe_view

@@ -1,141 +1,86 @@
 """Wavefront OBJ (+ MTL + texture image) reading and writing, and voxel grids to OBJ.
 
-Vertices are read by trimesh with ``process=False, maintain_order=True`` so the file's vertex order
-(and watertightness) is kept. Faces, per-corner UVs (``vt`` and the ``f v/vt`` indices) and
-per-vertex colours (``v x y z r g b``) are read from the file's lines directly: trimesh merges or
-splits vertices along UV seams and triangulates polygons with another corner order; here polygons are
-fan-triangulated as SoftRas does, (0, i, i+1).
+OBJ files are read by :mod:`taichi_softras.obj_reader` (vertices, faces and per-corner UVs in the
+file's order, any number of materials; polygons fan-triangulated (0, i, i + 1) as SoftRas does).
+Textures follow SoftRas's loader: every face starts white, takes its material's ``Kd``, and faces
+with ``vt`` coordinates whose material has a ``map_Kd`` image sample that image (see
+:mod:`taichi_softras.textures`). One deliberate difference: a face without ``vt`` in a textured
+material keeps the ``Kd`` colour (SoftRas samples the image at the file's last ``vt``).
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
 import numpy as np
 import torch
-import trimesh
+from ._lazy import trimesh
 from PIL import Image
 
 from . import conventions as C
 from .geometry import normalize_vertices
+from .obj_reader import Material, parse_obj, read_mtl
 from .textures import sample_surface_textures, texture_atlas
 
 PathLike = Union[str, os.PathLike]
 
 
 @dataclass
-class Material:
-    """One MTL material: diffuse colour ``Kd`` and/or the path of its ``map_Kd`` image."""
-
-    color: tuple[float, float, float] | None = None
-    image_path: Path | None = None
-
-
-@dataclass
 class ObjData:
     """Everything :func:`read_obj` finds in an OBJ file (numpy arrays, file order).
 
-    vertices ``(N, 3)`` float32, faces ``(F, 3)`` int64, uvs ``(F, 3, 2)`` per-corner UVs or None,
-    vertex_colors ``(N, 3)`` or None, face_materials: per face its material name ('' if none),
-    materials: the MTL's materials by name."""
+    vertices ``(N, 3)`` float32, faces ``(F, 3)`` int64, uvs ``(F, 3, 2)`` float32 per-corner UVs
+    (zeros where a face has no ``vt``; None when no face has them), has_uv ``(F,)`` bool,
+    vertex_colors ``(N, 3)`` float32 or None, face_material ``(F,)`` int64 index into
+    material_names (-1: no ``usemtl``), materials: the MTL files' materials by name, mtl_missing:
+    ``mtllib`` files that were not found."""
 
     vertices: np.ndarray
     faces: np.ndarray
     uvs: np.ndarray | None = None
+    has_uv: np.ndarray | None = None
     vertex_colors: np.ndarray | None = None
-    face_materials: list[str] = field(default_factory=list)
+    face_material: np.ndarray | None = None
+    material_names: list[str] = field(default_factory=list)
     materials: dict[str, Material] = field(default_factory=dict)
+    mtl_missing: list[Path] = field(default_factory=list)
 
 
-def _malformed(path: Path, why: str) -> ValueError:
-    return ValueError(f"filename_obj {str(path)!r} is not a valid OBJ file: {why}")
-
-
-def _index(token: str, count: int, path: Path, kind: str) -> int:
-    """1-based (or negative, relative) OBJ index -> 0-based."""
-    try:
-        i = int(token)
-    except ValueError:
-        raise _malformed(path, f"bad {kind} index {token!r}") from None
-    i = i - 1 if i > 0 else count + i
-    if not 0 <= i < count:
-        raise _malformed(path, f"{kind} index {token} out of range (have {count})")
-    return i
-
-
-def read_mtl(path: PathLike) -> dict[str, Material]:
-    """Materials of an MTL file: ``Kd`` colours and ``map_Kd`` image paths (resolved next to the file)."""
-    path = Path(path)
-    materials: dict[str, Material] = {}
-    current = None
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if not parts:
-            continue
-        if parts[0] == "newmtl" and len(parts) > 1:
-            current = materials.setdefault(parts[1], Material())
-        elif current is not None and parts[0] == "Kd" and len(parts) >= 4:
-            current.color = tuple(float(c) for c in parts[1:4])
-        elif current is not None and parts[0] == "map_Kd" and len(parts) > 1:
-            current.image_path = path.parent / parts[-1]  # options may precede the file name
-    return materials
+def _mtl_paths(obj_path: Path, entry: str) -> list[Path]:
+    """The files an ``mtllib`` entry names: the whole entry if it is a file (names with spaces),
+    else each word."""
+    whole = obj_path.parent / entry.strip()
+    return [whole] if whole.is_file() else [obj_path.parent / word for word in entry.split()]
 
 
 def read_obj(filename_obj: PathLike) -> ObjData:
-    """Read an OBJ file: trimesh geometry in file order, plus per-corner UVs, vertex colours and
-    materials parsed from the file. Raises ValueError naming the path if it is missing or malformed."""
+    """Read an OBJ file and its MTL materials (see :mod:`taichi_softras.obj_reader`). Raises
+    ValueError naming the path (and the line) if it is missing, not text, or malformed."""
     path = Path(filename_obj)
     if not path.is_file():
         raise ValueError(f"filename_obj {str(path)!r} does not exist or is not a file")
-    try:
-        with warnings.catch_warnings():  # trimesh's own UV handling warns on some files; its UVs are unused
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mesh = trimesh.load(path, file_type="obj", process=False, maintain_order=True, force="mesh", skip_materials=True)
-    except Exception as exc:  # trimesh raises IndexError/ValueError/... on broken files
-        raise _malformed(path, f"{type(exc).__name__}: {exc}") from exc
-    vertices = np.asarray(mesh.vertices, dtype=np.float32)
-    if len(vertices) == 0 or len(mesh.faces) == 0:
-        raise _malformed(path, "no vertices or no faces")
-
-    lines = path.read_text(errors="replace").splitlines()
-    v_lines = [ln.split() for ln in lines if ln.startswith("v ")]
-    vt = [ln.split()[1:3] for ln in lines if ln.startswith("vt ")]
-    try:
-        vt_arr = np.asarray(vt, dtype=np.float32).reshape(-1, 2)
-    except ValueError:
-        raise _malformed(path, "bad 'vt' line") from None
-    corner_v, corner_vt, face_materials, materials = [], [], [], {}
-    material = ""
-    for line in lines:
-        parts = line.split()
-        if not parts:
-            continue
-        if parts[0] == "usemtl" and len(parts) > 1:
-            material = parts[1]
-        elif parts[0] == "mtllib" and len(parts) > 1 and (path.parent / parts[1]).is_file():
-            materials.update(read_mtl(path.parent / parts[1]))
-        elif parts[0] == "f":
-            refs = [p.split("/") for p in parts[1:]]
-            vs = [_index(r[0], len(v_lines), path, "vertex") for r in refs]
-            ts = [_index(r[1], len(vt_arr), path, "texture") if len(r) > 1 and r[1] else -1 for r in refs]
-            for i in range(1, len(refs) - 1):
-                corner_v.append((vs[0], vs[i], vs[i + 1]))
-                corner_vt.append((ts[0], ts[i], ts[i + 1]))
-                face_materials.append(material)
-    if len(v_lines) != len(vertices):
-        raise _malformed(path, f"trimesh read {len(vertices)} vertices but the file has {len(v_lines)} 'v' lines")
-    faces = np.asarray(corner_v, dtype=np.int64).reshape(-1, 3)
-
-    corner_vt = np.asarray(corner_vt, dtype=np.int64)
-    uvs = vt_arr[corner_vt] if len(vt_arr) and (corner_vt >= 0).all() else None
-    vertex_colors = None
-    if v_lines and all(len(p) >= 7 for p in v_lines):
-        vertex_colors = np.asarray([p[4:7] for p in v_lines], dtype=np.float32)
-    return ObjData(vertices, faces, uvs, vertex_colors, face_materials, materials)
+    rec = parse_obj(path.read_bytes(), str(path))
+    materials: dict[str, Material] = {}
+    missing = []
+    for entry in rec.mtllibs:
+        for mtl in _mtl_paths(path, entry):
+            if mtl.is_file():
+                materials.update(read_mtl(mtl, obj_dir=path.parent))
+            else:
+                missing.append(mtl)
+    has_uv = (rec.face_texcoords >= 0).all(1)
+    uvs = None
+    if has_uv.any():
+        uvs = rec.texcoords[np.maximum(rec.face_texcoords, 0)].astype(np.float32)
+        uvs[~has_uv] = 0
+    colors = rec.vertex_colors.astype(np.float32) if rec.vertex_colors is not None else None
+    return ObjData(
+        rec.vertices.astype(np.float32), rec.faces, uvs, has_uv, colors, rec.face_material,
+        rec.material_names, materials, missing,
+    )
 
 
 def load_image(path: PathLike) -> torch.Tensor:
@@ -146,21 +91,25 @@ def load_image(path: PathLike) -> torch.Tensor:
 
 def surface_textures(obj: ObjData, texture_res: int) -> torch.Tensor:
     """Per-face texels ``(F, R*R, 3)`` of an OBJ's materials (SoftRas's rules): ones, then each
-    material's ``Kd`` colour, then its ``map_Kd`` image sampled at the face's UVs."""
-    nf = len(obj.faces)
-    textures = torch.ones(nf, texture_res**2, 3)
-    names = np.asarray(obj.face_materials)
-    for name, material in obj.materials.items():
-        mask = torch.from_numpy(names == name)
-        if not bool(mask.any()):
+    material's ``Kd`` colour, then, for its faces with ``vt``, its ``map_Kd`` image sampled at the
+    face's UVs. A used material whose image is missing raises ValueError naming the image."""
+    textures = torch.ones(len(obj.faces), texture_res**2, 3)
+    images: dict[Path, torch.Tensor] = {}
+    for index, name in enumerate(obj.material_names):
+        material = obj.materials.get(name)
+        faces = obj.face_material == index
+        if material is None or not faces.any():
             continue
         if material.color is not None:
-            textures[mask] = torch.tensor(material.color, dtype=torch.float32)
-        if material.image_path is not None:
-            if obj.uvs is None:
-                raise ValueError(f"material {name!r} has a map_Kd image but the faces have no 'vt' coordinates")
-            image = load_image(material.image_path)
-            textures[mask] = sample_surface_textures(image, torch.from_numpy(obj.uvs[names == name]), texture_res)
+            textures[torch.from_numpy(faces)] = torch.tensor(material.color, dtype=torch.float32)
+        textured = faces & obj.has_uv
+        if material.image_path is not None and textured.any():
+            if material.image_path not in images:
+                if not material.image_path.is_file():
+                    raise ValueError(f"material {name!r}: its map_Kd image {str(material.image_path)!r} does not exist")
+                images[material.image_path] = load_image(material.image_path)
+            uvs = torch.from_numpy(obj.uvs[textured])
+            textures[torch.from_numpy(textured)] = sample_surface_textures(images[material.image_path], uvs, texture_res)
     return textures
 
 
@@ -196,9 +145,15 @@ def obj_textures(obj: ObjData, filename_obj: PathLike, texture_res: int, texture
     """The textures ``load_obj(load_texture=True)`` returns: surface ``(F, R*R, 3)`` from the MTL,
     vertex ``(N, 3)`` from ``v x y z r g b``; ValueError naming the file if it has none."""
     if texture_type == "surface":
+        if obj.mtl_missing:
+            missing = ", ".join(repr(str(p)) for p in obj.mtl_missing)
+            raise ValueError(f"filename_obj {str(filename_obj)!r}: its mtllib file {missing} does not exist (textures requested)")
         if not obj.materials:
-            raise ValueError(f"filename_obj {str(filename_obj)!r} has no readable 'mtllib' to load textures from")
-        return surface_textures(obj, texture_res)
+            raise ValueError(f"filename_obj {str(filename_obj)!r} has no 'mtllib' materials to load textures from")
+        try:
+            return surface_textures(obj, texture_res)
+        except ValueError as exc:
+            raise ValueError(f"filename_obj {str(filename_obj)!r}: {exc}") from None
     if obj.vertex_colors is None:
         raise ValueError(f"filename_obj {str(filename_obj)!r} has no per-vertex colours ('v x y z r g b')")
     return torch.from_numpy(obj.vertex_colors)
@@ -227,7 +182,18 @@ def save_obj(
         raise ValueError(f"texture_type must be one of {C.TEXTURE_TYPES}, got {texture_type!r}")
     path = Path(filename)
     vertices = _check_2d(vertices, "vertices", 3)
-    faces = _check_2d(faces, "faces", 3).long()
+    faces = _check_2d(faces, "faces", 3)
+    if faces.is_floating_point() or faces.is_complex() or faces.dtype == torch.bool:
+        raise TypeError(f"faces must be an integer tensor, got {faces.dtype}")
+    faces = faces.long()
+    if faces.numel() and (int(faces.min()) < 0 or int(faces.max()) >= len(vertices)):
+        raise ValueError(
+            f"faces must index vertices 0..{len(vertices) - 1}, got range {int(faces.min())}..{int(faces.max())}"
+        )
+    if not bool(torch.isfinite(vertices).all()):
+        raise ValueError("vertices contain NaN or inf: an OBJ file cannot hold them")
+    if textures is not None and not bool(torch.isfinite(torch.as_tensor(textures)).all()):
+        raise ValueError("textures contain NaN or inf")
     lines = [f"# {path.name}", ""]
     if textures is not None and texture_type == "surface":
         textures = torch.as_tensor(textures).detach().cpu()

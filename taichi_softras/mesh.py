@@ -202,13 +202,15 @@ class Mesh:
     ) -> "Mesh":
         """Load an OBJ (SoftRas's defaults). With ``load_texture``, surface textures are sampled from
         the MTL's ``Kd``/``map_Kd`` into ``texture_res``-per-side texels and vertex textures come from
-        ``v x y z r g b``. The per-corner UVs ``(F, 3, 2)`` and the first texture image ``(H, W, 3)``
-        stay available as ``mesh.uvs`` / ``mesh.texture_image`` (None when absent)."""
+        ``v x y z r g b``. The per-corner UVs ``(F, 3, 2)`` (zeros for faces without ``vt``) and the
+        image of the first textured material the faces use ``(H, W, 3)`` stay available as
+        ``mesh.uvs`` / ``mesh.texture_image`` (None when absent)."""
         obj, vertices = read_geometry(filename_obj, normalization, texture_type)
         textures = obj_textures(obj, filename_obj, texture_res, texture_type) if load_texture else None
         mesh = cls(vertices, torch.from_numpy(obj.faces), textures, texture_res, texture_type)
         mesh.uvs = torch.from_numpy(obj.uvs) if obj.uvs is not None else None
-        images = [m.image_path for m in obj.materials.values() if m.image_path is not None]
+        used = [obj.materials.get(name) for name in obj.material_names]
+        images = [m.image_path for m in used if m is not None and m.image_path is not None and m.image_path.is_file()]
         mesh.texture_image = load_image(images[0]) if load_texture and images else None
         return mesh
 

@@ -11,9 +11,8 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from scipy import ndimage
-from skimage import filters, measure
 
+from ._lazy import filters, measure, ndimage
 from .ops.checks import check_tensor
 from .ops.probe import project_to_pixels
 

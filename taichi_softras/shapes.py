@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import trimesh
+from ._lazy import trimesh
 
 MeshTensors = tuple[torch.Tensor, torch.Tensor]  # (vertices (V, 3) float32, faces (F, 3) int64)
 

@@ -1,4 +1,4 @@
-"""Solid voxelization of closed triangle meshes, as Taichi kernels (no gradients: the output is binary).
+"""Solid voxelization of triangle meshes (no gradients: the output is binary).
 
 Frame: with ``normalize=False`` the face vertices are first multiplied by ``size`` (inputs in the
 unit cube); voxel ``[b, i, j, k]`` then spans ``[i, i+1) x [j, j+1) x [k, k+1)`` in coordinates
@@ -11,144 +11,35 @@ axis, every grid line parallel to the axis (integer coordinates on the other two
 the face marks the four voxels around it at the crossing, and the voxels of the face's corners are
 marked; (2) fill: unmarked voxels 6-connected to an unmarked border voxel are outside, everything
 else (surface shell + enclosed voxels) is occupied. The shell makes it a superset of the voxels whose
-centres are inside (on a 32^3 sphere IoU vs exact containment is ~0.86; thin shapes lower).
-Cost: O(sum over faces of the grid lines in their boxes) + O(B S^3) per fill sweep (few sweeps).
+centres are inside (on a 32^3 sphere IoU vs exact containment is ~0.86; thin shapes lower). A hole
+wider than a voxel lets the fill in: such meshes come out hollow.
 
-``'center'``: a voxel is occupied iff its centre is inside the mesh (exact containment by ray
-parity along x2; the ray is nudged by ~1e-5 voxel so it never hits an edge exactly).
-Cost: O(sum over faces of the columns in their boxes) + O(B S^3).
+``'center'``: a voxel is occupied iff its centre is inside, by a test built for real-world meshes:
+faces repeated with either winding are counted once (duplicates removed by their corner positions),
+then six axis-aligned rays from the centre (+-x0, +-x1, +-x2) each vote "inside" when they cross the
+surface an odd number of times, and the centre is inside with at least 4 of the 6 votes. On closed
+meshes every ray agrees (exact containment); a missing face or a gap only misleads the rays that
+leave through it, so a box without its lid is still a solid box; winding/orientation never matters.
+Known limit (as for every parity test): where closed parts overlap, the overlap counts as outside;
+:func:`solid_voxels` adds SoftRas's shell and fill, which cover it. Rays are nudged by ~1e-5 voxel
+off the centres so that they never meet a grid-aligned edge exactly.
+
+Cost: O(sum over faces and axes of the grid lines in their boxes) + O(B S^3) (per fill sweep for
+'softras'); 'center' also sorts the F face corners once (deduplication).
 """
 
-# No `from __future__ import annotations`: Taichi reads the kernels' annotations as objects.
+from __future__ import annotations
+
 import torch
 
 from . import runtime
 
 METHODS = ("softras", "center")
-#: Offset of the parity rays from the voxel centres (voxel units, irrational-looking on purpose).
-RAY_NUDGE = (1.2345e-5, 2.3456e-5)
-
-# Kernels are defined on first use so that importing the package compiles nothing.
-_kernels = None
+#: Minimum number of the six axis rays that must see an odd number of crossings ('center').
+INSIDE_VOTES = 4
 
 
-def _build_kernels() -> dict:
-    import taichi as ti
-
-    @ti.func
-    def mark(voxels: ti.template(), b: int, i: int, j: int, k: int, axis: ti.template(), size: int):
-        # (i, j) index the two axes other than `axis`, k indexes `axis`.
-        if 0 <= i < size and 0 <= j < size and 0 <= k < size:
-            if ti.static(axis == 0):
-                voxels[b, k, i, j] = 1
-            elif ti.static(axis == 1):
-                voxels[b, i, k, j] = 1
-            else:
-                voxels[b, i, j, k] = 1
-
-    @ti.kernel
-    def mark_surface(faces: ti.types.ndarray(), voxels: ti.types.ndarray(), size: int):
-        for b, f in ti.ndrange(faces.shape[0], faces.shape[1]):
-            for axis in ti.static(range(3)):
-                u, v = ti.static((axis + 1) % 3 if axis != 1 else 0, (axis + 2) % 3 if axis != 1 else 2)
-                pu0, pv0, pw0 = faces[b, f, 0, u], faces[b, f, 0, v], faces[b, f, 0, axis]
-                du1, dv1, dw1 = faces[b, f, 1, u] - pu0, faces[b, f, 1, v] - pv0, faces[b, f, 1, axis] - pw0
-                du2, dv2, dw2 = faces[b, f, 2, u] - pu0, faces[b, f, 2, v] - pv0, faces[b, f, 2, axis] - pw0
-                det = du1 * dv2 - du2 * dv1
-                if det != 0:
-                    umin = ti.min(pu0, pu0 + du1, pu0 + du2)
-                    umax = ti.max(pu0, pu0 + du1, pu0 + du2)
-                    vmin = ti.min(pv0, pv0 + dv1, pv0 + dv2)
-                    vmax = ti.max(pv0, pv0 + dv1, pv0 + dv2)
-                    i_lo, i_hi = ti.max(ti.ceil(umin, int), 0), ti.min(ti.floor(umax, int), size)
-                    j_lo, j_hi = ti.max(ti.ceil(vmin, int), 0), ti.min(ti.floor(vmax, int), size)
-                    for i in range(i_lo, i_hi + 1):
-                        for j in range(j_lo, j_hi + 1):
-                            qu, qv = i - pu0, j - pv0
-                            t1 = (dv2 * qu - du2 * qv) / det
-                            t2 = (-dv1 * qu + du1 * qv) / det
-                            if t1 >= 0 and t2 >= 0 and t1 + t2 <= 1:
-                                k = ti.floor(pw0 + t1 * dw1 + t2 * dw2, int)
-                                mark(voxels, b, i, j, k, axis, size)
-                                mark(voxels, b, i - 1, j, k, axis, size)
-                                mark(voxels, b, i, j - 1, k, axis, size)
-                                mark(voxels, b, i - 1, j - 1, k, axis, size)
-            for c in ti.static(range(3)):
-                x0 = ti.floor(faces[b, f, c, 0], int)
-                x1 = ti.floor(faces[b, f, c, 1], int)
-                x2 = ti.floor(faces[b, f, c, 2], int)
-                mark(voxels, b, x0, x1, x2, 2, size)
-
-    @ti.kernel
-    def seed_outside(voxels: ti.types.ndarray(), outside: ti.types.ndarray(), size: int):
-        for b, i, j, k in ti.ndrange(voxels.shape[0], size, size, size):
-            on_border = i == 0 or j == 0 or k == 0 or i == size - 1 or j == size - 1 or k == size - 1
-            outside[b, i, j, k] = 1 if on_border and voxels[b, i, j, k] == 0 else 0
-
-    @ti.kernel
-    def grow_outside(voxels: ti.types.ndarray(), outside: ti.types.ndarray(), size: int) -> int:
-        # Monotone 0 -> 1 updates: racing reads only delay propagation to a later sweep.
-        changed = 0
-        for b, i, j, k in ti.ndrange(voxels.shape[0], size, size, size):
-            if voxels[b, i, j, k] == 0 and outside[b, i, j, k] == 0:
-                hit = 0
-                for d in ti.static(range(3)):
-                    for s in ti.static((-1, 1)):
-                        ii = i + (s if d == 0 else 0)
-                        jj = j + (s if d == 1 else 0)
-                        kk = k + (s if d == 2 else 0)
-                        if 0 <= ii < size and 0 <= jj < size and 0 <= kk < size:
-                            if outside[b, ii, jj, kk] != 0:
-                                hit = 1
-                if hit:
-                    outside[b, i, j, k] = 1
-                    changed += 1
-        return changed
-
-    @ti.kernel
-    def count_crossings(faces: ti.types.ndarray(), crossings: ti.types.ndarray(), size: int):
-        # Each face crossed by the column ray through (i + 0.5, j + 0.5) flips the parity of every
-        # voxel centre beyond the crossing: record +1 at the first such voxel (prefix-summed later).
-        for b, f in ti.ndrange(faces.shape[0], faces.shape[1]):
-            p0, p1, p2 = faces[b, f, 0, 0], faces[b, f, 0, 1], faces[b, f, 0, 2]
-            a0, a1, a2 = faces[b, f, 1, 0] - p0, faces[b, f, 1, 1] - p1, faces[b, f, 1, 2] - p2
-            c0, c1, c2 = faces[b, f, 2, 0] - p0, faces[b, f, 2, 1] - p1, faces[b, f, 2, 2] - p2
-            det = a0 * c1 - c0 * a1
-            if det != 0:
-                lo0 = ti.min(p0, p0 + a0, p0 + c0) - 0.5 - RAY_NUDGE[0]
-                hi0 = ti.max(p0, p0 + a0, p0 + c0) - 0.5 - RAY_NUDGE[0]
-                lo1 = ti.min(p1, p1 + a1, p1 + c1) - 0.5 - RAY_NUDGE[1]
-                hi1 = ti.max(p1, p1 + a1, p1 + c1) - 0.5 - RAY_NUDGE[1]
-                for i in range(ti.max(ti.ceil(lo0, int), 0), ti.min(ti.floor(hi0, int), size - 1) + 1):
-                    for j in range(ti.max(ti.ceil(lo1, int), 0), ti.min(ti.floor(hi1, int), size - 1) + 1):
-                        q0 = i + 0.5 + RAY_NUDGE[0] - p0
-                        q1 = j + 0.5 + RAY_NUDGE[1] - p1
-                        t1 = (c1 * q0 - c0 * q1) / det
-                        t2 = (-a1 * q0 + a0 * q1) / det
-                        if t1 >= 0 and t2 >= 0 and t1 + t2 <= 1:
-                            k = ti.max(ti.ceil(p2 + t1 * a2 + t2 * c2 - 0.5, int), 0)
-                            if k < size:
-                                ti.atomic_add(crossings[b, i, j, k], 1)
-
-    @ti.kernel
-    def parity_fill(crossings: ti.types.ndarray(), voxels: ti.types.ndarray(), size: int):
-        for b, i, j in ti.ndrange(crossings.shape[0], size, size):
-            count = 0
-            for k in range(size):
-                count += crossings[b, i, j, k]
-                voxels[b, i, j, k] = count % 2
-
-    return dict(
-        mark_surface=mark_surface, seed_outside=seed_outside, grow_outside=grow_outside,
-        count_crossings=count_crossings, parity_fill=parity_fill,
-    )
-
-
-def voxelization(face_vertices: torch.Tensor, size: int, normalize: bool = False, *, method: str = "softras") -> torch.Tensor:
-    """Occupancy grid of closed meshes: ``face_vertices (B, F, 3, 3)`` -> ``(B, size, size, size)`` int32
-    on the input's device. ``method``: 'softras' (surface shell + inside, SoftRas's) or 'center'
-    (voxel centre inside). See the module docstring for the frame."""
-    global _kernels
+def _check(face_vertices: torch.Tensor, size: int, method: str) -> None:
     if not isinstance(face_vertices, torch.Tensor):
         raise TypeError(f"face_vertices must be a torch.Tensor, got {type(face_vertices).__name__}")
     if face_vertices.ndim != 4 or tuple(face_vertices.shape[2:]) != (3, 3):
@@ -161,26 +52,146 @@ def voxelization(face_vertices: torch.Tensor, size: int, normalize: bool = False
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if not bool(torch.isfinite(face_vertices).all()):
         raise ValueError("face_vertices contains NaN or inf")
+
+
+#: Margin (voxel units) by which the centre rays' face boxes are grown: more than the rays' nudge
+#: and float32 rounding, so the box test never drops a ray the kernel's exact test would count.
+BOX_MARGIN = 1e-3
+
+
+def _line_pairs(faces: torch.Tensor, size: int, offset: float, keep: torch.Tensor | None):
+    """The (item, grid line) pairs of ``kernels.voxel`` for lines at integer + ``offset`` coordinates
+    (0: SoftRas's grid lines, indices 0..S; 0.5: voxel-centre rays, indices 0..S-1) that may meet
+    each face's box; ``keep (B, F)`` drops faces. Returns pair_item (P,), offset (I,), box (I, 3)."""
+    b, f = faces.shape[:2]
+    margin, top = (0.0, size) if offset == 0 else (BOX_MARGIN, size - 1)
+    first = torch.clamp(torch.ceil(faces.amin(dim=2).double() - offset - margin), 0, top).long()  # (B, F, 3)
+    last = torch.clamp(torch.floor(faces.amax(dim=2).double() - offset + margin), -1, top).long()
+    n = (last - first + 1).clamp(min=0)  # lines per coordinate
+    other = torch.tensor([[1, 2], [0, 2], [0, 1]], device=faces.device)  # (u, v) per axis
+    n_u, n_v = n[..., other[:, 0]], n[..., other[:, 1]]  # (B, F, 3 axes)
+    counts = n_u * n_v
+    if keep is not None:
+        counts = counts * keep[..., None]
+    box = torch.stack((first[..., other[:, 0]], first[..., other[:, 1]], n_v.clamp(min=1)), dim=-1)
+    counts = counts.reshape(-1)
+    starts = torch.cumsum(counts, 0) - counts
+    pair_item = torch.repeat_interleave(torch.arange(b * f * 3, device=faces.device), counts)
+    as_i32 = lambda t: t.to(torch.int32).contiguous()  # noqa: E731
+    return as_i32(pair_item), as_i32(starts), as_i32(box.reshape(-1, 3))
+
+
+def _row_ids(*columns: torch.Tensor) -> torch.Tensor:
+    """Dense ids ``(N,)`` of the rows formed by ``columns`` (each ``(N,)``): equal rows, equal ids.
+    (Chained 1-D uniques: much faster than ``torch.unique(dim=0)``, and exact.)"""
+    ids = torch.unique(columns[0], return_inverse=True)[1]
+    for column in columns[1:]:
+        c = torch.unique(column, return_inverse=True)[1]
+        ids = torch.unique(ids * (int(c.max()) + 1) + c, return_inverse=True)[1]
+    return ids
+
+
+def distinct_faces(face_vertices: torch.Tensor) -> torch.Tensor:
+    """``(B, F)`` bool: True for the first of the faces with the same three corner positions (in any
+    order or winding) in each batch element; repeats are False."""
+    b, f = face_vertices.shape[:2]
+    device = face_vertices.device
+    if f == 0:
+        return torch.ones(b, 0, dtype=torch.bool, device=device)
+    point = _row_ids(*face_vertices.reshape(-1, 3).unbind(-1))
+    corners = point.reshape(b * f, 3).sort(dim=-1).values
+    batch = torch.arange(b, device=device).repeat_interleave(f)
+    group = _row_ids(batch, *corners.unbind(-1))
+    order = torch.arange(b * f, device=device)
+    first = torch.full((int(group.max()) + 1,), b * f, device=device).scatter_reduce(0, group, order, "amin")
+    keep = torch.zeros(b * f, dtype=torch.bool, device=device)
+    keep[first] = True
+    return keep.reshape(b, f)
+
+
+def _kernel_arrays(*tensors: torch.Tensor) -> list:
+    """The kernels' views of ``tensors``: the tensors themselves on zero-copy archs, else Taichi
+    ndarrays holding copies. (Taichi 1.7.4's Vulkan runtime mixes up the device copies of host
+    arrays between kernels whose array arguments differ: a kernel run after another one read and
+    wrote the wrong buffers; Taichi-owned ndarrays are unaffected.)"""
+    if runtime.active_arch() in runtime.ZERO_COPY:
+        return list(tensors)
+    import taichi as ti
+
+    out = []
+    for t in tensors:
+        array = ti.ndarray({torch.float32: ti.f32, torch.int32: ti.i32}[t.dtype], tuple(t.shape))
+        array.from_numpy(t.cpu().numpy())
+        out.append(array)
+    return out
+
+
+def _to_torch(array, like: torch.Tensor) -> torch.Tensor:
+    return array if isinstance(array, torch.Tensor) else torch.from_numpy(array.to_numpy()).to(like.device)
+
+
+def _inside_votes(crossings: torch.Tensor) -> torch.Tensor:
+    """crossings ``(B, 3, S + 1, S + 1, S + 1)`` (see ``kernels.voxel.count_crossings``) -> how many
+    of the six axis rays from each centre cross the surface an odd number of times ``(B, S, S, S)``."""
+    s = crossings.shape[-1] - 1
+    votes = torch.zeros_like(crossings[:, 0, :s, :s, :s])
+    for axis in range(3):
+        c = crossings[:, axis]
+        below = torch.cumsum(c, dim=1 + axis)
+        above = c.sum(dim=1 + axis, keepdim=True) - below
+        votes += (below % 2 + above % 2)[:, :s, :s, :s]
+    return votes
+
+
+def voxelization(face_vertices: torch.Tensor, size: int, normalize: bool = False, *, method: str = "softras") -> torch.Tensor:
+    """Occupancy grid of meshes: ``face_vertices (B, F, 3, 3)`` -> ``(B, size, size, size)`` int32 on
+    the input's device. ``method``: 'softras' (surface shell + enclosed voxels, SoftRas's) or 'center'
+    (voxel centre inside, robust to repeated faces and holes). See the module docstring for the frame.
+
+    >>> import trimesh, torch
+    >>> box = trimesh.creation.box(bounds=[[0.2, 0.2, 0.2], [0.8, 0.8, 0.8]])
+    >>> fv = torch.tensor(box.vertices, dtype=torch.float32)[torch.tensor(box.faces)][None]
+    >>> int(voxelization(fv, 4, method="center").sum())  # the 8 voxels whose centres are inside
+    8
+    """
+    from .kernels import voxel as K
+
+    _check(face_vertices, size, method)
     device = face_vertices.device
     runtime.ensure_initialized(device)
-    if _kernels is None:
-        _kernels = _build_kernels()
     faces = face_vertices.detach().to(torch.float32)
     faces = (faces if normalize else faces * size).contiguous()
     b = faces.shape[0]
     voxels = torch.zeros(b, size, size, size, dtype=torch.int32, device=device)
-    scratch = torch.zeros_like(voxels)
-    runtime.torch_to_taichi_sync(device)
-    if method == "center":
-        if faces.shape[1]:
-            _kernels["count_crossings"](faces, scratch, size)
-        _kernels["parity_fill"](scratch, voxels, size)
-        runtime.taichi_to_torch_sync(device)
+    if faces.shape[1] == 0:
         return voxels
-    if faces.shape[1]:
-        _kernels["mark_surface"](faces, voxels, size)
-    _kernels["seed_outside"](voxels, scratch, size)
-    while _kernels["grow_outside"](voxels, scratch, size):
-        pass
-    runtime.taichi_to_torch_sync(device)
-    return 1 - scratch
+    if method == "center":
+        crossings = torch.zeros(b, 3, size + 1, size + 1, size + 1, dtype=torch.int32, device=device)
+        pairs = _line_pairs(faces, size, 0.5, distinct_faces(faces))
+        if len(pairs[0]):
+            with runtime.launch(device):
+                args = _kernel_arrays(faces, *pairs, crossings)
+                K.count_crossings(*args, size)
+                crossings = _to_torch(args[-1], crossings)
+        return (_inside_votes(crossings) >= INSIDE_VOTES).to(torch.int32)
+    outside = torch.zeros_like(voxels)
+    pairs = _line_pairs(faces, size, 0.0, None)
+    with runtime.launch(device):
+        faces_k, voxels_k, outside_k = _kernel_arrays(faces, voxels, outside)
+        if len(pairs[0]):
+            K.mark_surface(faces_k, *_kernel_arrays(*pairs), voxels_k, size)
+        K.mark_corners(faces_k, voxels_k, size)
+        K.seed_outside(voxels_k, outside_k, size)
+        while K.grow_outside(voxels_k, outside_k, size):
+            pass
+        outside = _to_torch(outside_k, outside)
+    return 1 - outside
+
+
+def solid_voxels(face_vertices: torch.Tensor, size: int, normalize: bool = False) -> torch.Tensor:
+    """The most robust solid of real-world meshes: SoftRas's shell and fill ('softras') united with
+    the centre test ('center'): the shell and fill close small gaps and overlapping parts, the
+    centre test fills meshes with holes wider than a voxel. ``(B, size, size, size)`` int32."""
+    return voxelization(face_vertices, size, normalize, method="softras") | voxelization(
+        face_vertices, size, normalize, method="center"
+    )

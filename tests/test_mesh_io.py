@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import trimesh
+from PIL import Image
 
 from taichi_softras import DATA_DIR
 from taichi_softras.geometry import normalize_vertices
@@ -192,3 +193,123 @@ def test_mesh_errors(tmp_path):
         Mesh(torch.rand(3, 3), f, torch.rand(1, 5, 3))
     with pytest.raises(ValueError, match="batch"):
         Mesh(torch.rand(2, 3, 3), f, texture_res=1).save_obj(tmp_path / "x.obj")
+
+
+# --- real-world files: several materials, textured beside Kd-only, missing files ------------------
+
+
+def _quad_with_two_materials(tmp_path, mtl: str = "m.mtl"):
+    """4 vertices, two `usemtl` sections (trimesh splits such a file into 8 vertices)."""
+    (tmp_path / "m.mtl").write_text("newmtl red\nKd 1 0 0\nnewmtl blue\nKd 0 0 1\n")
+    return _write(
+        tmp_path / "two.obj",
+        f"mtllib {mtl}\nv 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nusemtl red\nf 1 2 3\nusemtl blue\nf 1 3 4\n",
+    )
+
+
+def test_two_materials_keep_the_files_vertices_and_colour_each_face(tmp_path):
+    path = _quad_with_two_materials(tmp_path)
+    v, f, tex = load_obj(path, load_texture=True, texture_res=2)
+    assert v.tolist() == [[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]] and f.tolist() == [[0, 1, 2], [0, 2, 3]]
+    assert torch.equal(tex[0], torch.tensor([[1.0, 0, 0]] * 4)) and torch.equal(tex[1], torch.tensor([[0, 0, 1.0]] * 4))
+    mesh = Mesh.from_obj(path, load_texture=True)
+    assert mesh.num_vertices == 4 and mesh.textures.shape == (1, 2, 1, 3) and mesh.uvs is None
+
+
+def test_missing_mtllib_loads_geometry_and_names_the_file_on_texture_request(tmp_path):
+    path = _quad_with_two_materials(tmp_path, mtl="gone.mtl")
+    v, f = load_obj(path)
+    assert v.shape == (4, 3) and f.shape == (2, 3)
+    assert Mesh.from_obj(path).textures.eq(1).all()  # default white
+    with pytest.raises(ValueError, match="two.obj.*gone.mtl.*does not exist"):
+        load_obj(path, load_texture=True)
+
+
+def _texel_by_hand(image: Image.Image, uvs: np.ndarray, r: int) -> np.ndarray:
+    """One face's texels, computed independently of taichi_softras.textures: texel k = w_y R + w_x
+    (lower cell) or its mirror (upper cell); its centre in barycentrics; UV there; SoftRas's
+    sampling: wrap u > 1, image rows flipped (v up), bilinear at (u (W-1), v (H-1))."""
+    w, h = image.size
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float64) / 255
+    out = np.zeros((r * r, 3))
+    for k in range(r * r):
+        wy, wx = divmod(k, r)
+        if wx + wy < r:
+            b0, b1 = (wx + 1 / 3) / r, (wy + 1 / 3) / r
+        else:
+            b0, b1 = (r - 1 - wx + 2 / 3) / r, (r - 1 - wy + 2 / 3) / r
+        wrapped = [c % 1 if c > 1 else c for row in uvs for c in row]
+        u0, v0, u1, v1, u2, v2 = wrapped
+        u, v = b0 * u0 + b1 * u1 + (1 - b0 - b1) * u2, b0 * v0 + b1 * v1 + (1 - b0 - b1) * v2
+        x, y = u * (w - 1), v * (h - 1)
+        x0, y0 = int(np.floor(x)), int(np.floor(y))
+        fx, fy = x - x0, y - y0
+        x1, y1 = min(x0 + 1, w - 1), min(y0 + 1, h - 1)
+        row = lambda yy: pixels[h - 1 - yy]  # noqa: E731  (v up)
+        out[k] = (row(y0)[x0] * (1 - fx) * (1 - fy) + row(y0)[x1] * fx * (1 - fy)
+                  + row(y1)[x0] * (1 - fx) * fy + row(y1)[x1] * fx * fy)
+    return out
+
+
+def test_textured_and_kd_only_materials_in_one_file(tmp_path):
+    """Faces with `vt` in the textured material sample its image; the Kd-only material's faces (no
+    `vt`) take their Kd; a face of the textured material without `vt` keeps its Kd; faces before any
+    `usemtl` stay white. Every texel equals an independent per-face computation."""
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (9, 13, 3), dtype=np.uint8))
+    (tmp_path / "tex").mkdir()
+    image.save(tmp_path / "tex" / "wood.png")
+    (tmp_path / "mixed.mtl").write_text(
+        "newmtl wood\nKd 0.2 0.4 0.6\nmap_Kd tex/wood.png\nnewmtl paint\nKd 0.9 0.1 0.3\nnewmtl unused\nmap_Kd nothing.png\n"
+    )
+    uvs = rng.random((6, 2)) * 1.4  # some above 1: wrapped
+    lines = ["mtllib mixed.mtl"]
+    lines += [f"v {x:.5f} {y:.5f} {z:.5f}" for x, y, z in rng.random((7, 3))]
+    lines += ["f 5 6 7", "usemtl wood"]
+    lines += [f"vt {u:.6f} {v:.6f}" for u, v in uvs]
+    lines += ["f 1/1 2/2 3/3 4/4", "f 2 3 4", "usemtl paint", "f 4//1 5//1 6//1", "usemtl wood", "f -7/-1 -6/-2 -5/-3"]
+    path = _write(tmp_path / "mixed.obj", "\n".join(lines) + "\n")
+    r = 3
+    v, f, tex = load_obj(path, load_texture=True, texture_res=r)
+    assert f.tolist() == [[4, 5, 6], [0, 1, 2], [0, 2, 3], [1, 2, 3], [3, 4, 5], [0, 1, 2]]
+    corner_uvs = {1: uvs[[0, 1, 2]], 2: uvs[[0, 2, 3]], 5: uvs[[5, 4, 3]]}
+    for face, face_uvs in corner_uvs.items():
+        assert np.allclose(tex[face].numpy(), _texel_by_hand(image, np.round(face_uvs, 6), r), atol=1e-6)
+    assert tex[0].eq(1).all()
+    assert torch.allclose(tex[3], torch.tensor([0.2, 0.4, 0.6]).expand(r * r, 3))
+    assert torch.allclose(tex[4], torch.tensor([0.9, 0.1, 0.3]).expand(r * r, 3))
+    mesh = Mesh.from_obj(path, load_texture=True, texture_res=r)
+    assert torch.equal(mesh.textures[0], tex) and mesh.texture_image.shape == (9, 13, 3)
+    assert mesh.uvs.shape == (6, 3, 2) and mesh.uvs[3].eq(0).all()
+
+
+def test_missing_texture_image_is_named(tmp_path):
+    (tmp_path / "t.mtl").write_text("newmtl wood\nmap_Kd images/texture0.jpg\n")
+    path = _write(tmp_path / "t.obj", "mtllib t.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nusemtl wood\nf 1/1 2/1 3/1\n")
+    assert load_obj(path)[1].shape == (1, 3)
+    with pytest.raises(ValueError, match="t.obj.*'wood'.*images/texture0.jpg.*does not exist"):
+        load_obj(path, load_texture=True)
+
+
+def test_binary_and_utf16_files_say_so(tmp_path):
+    good = "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n"
+    for name, data in (("u16.obj", good.encode("utf-16")), ("bin.obj", bytes(range(256)) * 4)):
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(ValueError, match=f"{name}.*not a UTF-8 text OBJ"):
+            load_obj(path)
+
+
+def test_save_obj_rejects_what_an_obj_cannot_hold(tmp_path):
+    v, f = torch.rand(3, 3), torch.tensor([[0, 1, 2]])
+    with pytest.raises(ValueError, match=r"faces must index vertices 0\.\.2, got range 0\.\.3"):
+        save_obj(tmp_path / "a.obj", v, torch.tensor([[0, 1, 3]]))
+    with pytest.raises(ValueError, match="faces must index"):
+        save_obj(tmp_path / "a.obj", v, torch.tensor([[-1, 1, 2]]))
+    with pytest.raises(TypeError, match="faces must be an integer"):
+        save_obj(tmp_path / "a.obj", v, f.float())
+    with pytest.raises(ValueError, match="vertices contain NaN"):
+        save_obj(tmp_path / "a.obj", torch.tensor([[0, 0, 0], [1, float("nan"), 0], [0, 1, 0]]), f)
+    with pytest.raises(ValueError, match="textures contain NaN"):
+        save_obj(tmp_path / "a.obj", v, f, torch.full((1, 1, 3), float("nan")))
+    assert not (tmp_path / "a.obj").exists()

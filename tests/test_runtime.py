@@ -54,7 +54,8 @@ def test_import_does_not_import_taichi_and_first_call_prints_no_banner():
     out = run_script(
         """
         import sys
-        assert "taichi" not in sys.modules, "import taichi_softras imported Taichi"
+        heavy = [m for m in ("taichi", "trimesh", "skimage", "scipy", "matplotlib", "torch._dynamo") if m in sys.modules]
+        assert not heavy, f"import taichi_softras imported {heavy}"
         img = render()
         assert "taichi" in sys.modules
         print("RESULT", float(img.sum()))

@@ -57,7 +57,16 @@ N_PRM = 16
 EXP_ARG_MAX = 30.0
 # Integer sizes in ``dims``.
 D_B, D_F, D_H, D_W, D_R, D_TH, D_TW = 0, 1, 2, 3, 4, 5, 6
-N_DIMS = 8
+D_LOG_GX, D_LOG_GY = 7, 8  # log2 of the tile grid's padded width and height (see tile_grid)
+N_DIMS = 9
+
+
+def tile_grid(height: int, width: int) -> tuple[int, int]:
+    """log2 of the tile grid's columns and rows: tiles per side rounded up to a power of two, so
+    that the per-(tile, pixel) passes find a tile's batch element and position by shifts and masks
+    (runtime integer division costs ~30 cycles per pixel); the padding tiles hold no faces."""
+    ntx, nty = (width + TILE - 1) // TILE, (height + TILE - 1) // TILE
+    return max(ntx - 1, 0).bit_length(), max(nty - 1, 0).bit_length()
 # Per-face setup in ``fs``.
 S_BOX = 0  # xmin, xmax, ymin, ymax of the box grown by the cut-off radius (empty when culled)
 S_LINES = 4  # 3 edge lines (nx, ny, c), each with the triangle on its side n.p + c <= 0
@@ -305,11 +314,10 @@ def _stored_fragment(f: ti.template(), fb, px, py, dist: ti.template()):
 @ti.func
 def _pixel_of(f: ti.template(), c, k):
     """Batch element, row, column (and whether it lies in the image) of pixel k of tile cell c."""
-    H, W = f.dims[D_H], f.dims[D_W]
-    ntx, nty = (W + TILE - 1) // TILE, (H + TILE - 1) // TILE
-    b, t = c // (ntx * nty), c % (ntx * nty)
-    row, col = (t // ntx) * TILE + k // TILE, (t % ntx) * TILE + k % TILE
-    return b, row, col, row < H and col < W
+    lgx, lgy = f.dims[D_LOG_GX], f.dims[D_LOG_GY]
+    tx, ty, b = c & ((1 << lgx) - 1), (c >> lgx) & ((1 << lgy) - 1), c >> (lgx + lgy)
+    row, col = ty * TILE + (k >> 3), tx * TILE + (k & 7)
+    return b, row, col, row < f.dims[D_H] and col < f.dims[D_W]
 
 
 # ---------------------------------------------------------------------------------------------

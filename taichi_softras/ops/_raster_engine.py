@@ -89,7 +89,7 @@ class Engine:
         vals[K.P_BG : K.P_BG + 3] = s.background_color
         load(torch.tensor(vals, dtype=torch.float64 if self.real == ti.f64 else torch.float32), f.prm, K.N_PRM)
         ints = [0] * K.N_DIMS
-        for i, v in zip((K.D_B, K.D_F, K.D_H, K.D_W, K.D_R, K.D_TH, K.D_TW), dims):
+        for i, v in zip((K.D_B, K.D_F, K.D_H, K.D_W, K.D_R, K.D_TH, K.D_TW, K.D_LOG_GX, K.D_LOG_GY), dims):
             ints[i] = v
         load(torch.tensor(ints, dtype=torch.int32), f.dims, K.N_DIMS)
 
@@ -106,8 +106,8 @@ class Engine:
     def _sizes(fv, tex, s):
         B, F = fv.shape[:2]
         TH, TW = (tex.shape[2], tex.shape[3]) if s.texture_type == "uv" else (0, 0)
-        ntx, nty = (s.width + K.TILE - 1) // K.TILE, (s.height + K.TILE - 1) // K.TILE
-        return B, F, s.height * s.width, ntx * nty, (B, F, s.height, s.width, s.texture_res, TH, TW)
+        lgx, lgy = K.tile_grid(s.height, s.width)
+        return B, F, s.height * s.width, (lgx, lgy), (B, F, s.height, s.width, s.texture_res, TH, TW, lgx, lgy)
 
     # -- passes ----------------------------------------------------------------------------
 
@@ -117,7 +117,7 @@ class Engine:
         Returns image (B, 4, H, W), depth (B, 1, H, W), aux (B, 9, H, W) or None, group masks
         (B, G, H, W) or None, face index (B, H, W) or None."""
         fv, tex = ins["fv"], ins["tex"]
-        B, F, P, NT, dims = self._sizes(fv, tex, s)
+        B, F, P, (lgx, lgy), dims = self._sizes(fv, tex, s)
         uv = s.texture_type == "uv"
         self._plan(B, F, tex.numel(), P, x, uv)
         f = self._fields(B, F, tex.numel(), P, x, uv)
@@ -130,14 +130,14 @@ class Engine:
             K.setup(f, B * F)
         # Sorted tile lists make the forward bit-repeatable: a serial fill on CPU, a sort on GPUs.
         order_kept = serial or runtime.active_arch() == "cpu"
-        bins = bin_items(self.pool, f.box, B * F, F, ((s.width + K.TILE - 1) // K.TILE, (s.height + K.TILE - 1) // K.TILE, 1),
+        bins = bin_items(self.pool, f.box, B * F, F, (1 << lgx, 1 << lgy, 1),
                          B, order_kept, "sigma_val (the cut-off radius) with image_size and the face sizes")
         self.last_pairs = self._n_pairs = bins.n_pairs
         lists = K.Lists(bins.off, bins.lst, bins.cell)
         m = self.modes(s, x, serial)
         if x.groups:
             zero2(f.accg, B * P)
-        K.rasterize(f, lists, m, B * NT)
+        K.rasterize(f, lists, m, B << (lgx + lgy))
         K.compose(f, m, B * P)
         if x.groups:
             K.compose_groups(f, m, B * P, x.groups)
@@ -168,7 +168,7 @@ class Engine:
     def backward(self, ins: dict, s, x, grads: dict, serial: bool) -> dict:
         """Gradients of sum(grad * output) w.r.t. the float inputs via Taichi autodiff."""
         fv = ins["fv"]
-        B, F, P, NT, dims = self._sizes(fv, ins["tex"], s)
+        B, F, P, _, dims = self._sizes(fv, ins["tex"], s)
         f, lists = self._last
         m = self.modes(s, x, serial)
         diff = [n for n in ("fv", "tex", "uv", "vn") if ins.get(n) is not None]

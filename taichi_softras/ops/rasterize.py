@@ -10,6 +10,7 @@ This module imports no Taichi: the engine (:mod:`._raster_engine`) is imported a
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 from typing import Iterable, Optional
@@ -151,8 +152,7 @@ def check_extras(fv, texture_type, uvs, texture_wrap, num_faces, face_groups, ve
     return uvs, nfc, grp, vertex_normals, extras
 
 
-@torch.compiler.disable  # Taichi kernels are opaque to TorchDynamo: a clean graph break, not a crash
-def soft_rasterize(
+def _soft_rasterize(
     face_vertices: torch.Tensor,
     textures: torch.Tensor,
     image_size=C.IMAGE_SIZE,
@@ -244,3 +244,17 @@ def soft_rasterize(
         screen_normals=pick("screen_normals", aux[:, 6:9] if aux is not None else None),
         group_masks=pick("group_masks", gmask),
     )
+
+
+_dynamo_safe = None
+
+
+@functools.wraps(_soft_rasterize)
+def soft_rasterize(*args, **kwargs):
+    # Taichi kernels are opaque to TorchDynamo: torch.compile must graph-break around the op, not
+    # trace into it. torch.compiler.disable imports TorchDynamo (seconds), so it is applied at the
+    # first call rather than at import.
+    global _dynamo_safe
+    if _dynamo_safe is None:
+        _dynamo_safe = torch.compiler.disable(_soft_rasterize)
+    return _dynamo_safe(*args, **kwargs)
