@@ -14,11 +14,14 @@ import torch
 import torch.nn.functional as F
 
 from . import conventions as C
+from .ops.checks import check_device_type, check_finite, check_in_range
 
 Vec3 = Union[torch.Tensor, Sequence[float]]
 
 
 def _as_batched_vec3(v: Vec3, batch_size: int, like: torch.Tensor, name: str) -> torch.Tensor:
+    if isinstance(v, torch.Tensor):
+        check_device_type(v, name)
     t = torch.as_tensor(v, dtype=like.dtype, device=like.device)
     if t.ndim == 1:
         t = t[None]
@@ -28,22 +31,57 @@ def _as_batched_vec3(v: Vec3, batch_size: int, like: torch.Tensor, name: str) ->
         t = t.expand(batch_size, 3)
     if t.shape[0] != batch_size:
         raise ValueError(f"{name} has batch {t.shape[0]} but vertices have batch {batch_size}")
+    check_finite(t, name)
     return t
 
 
 def _check_vertices(vertices: torch.Tensor) -> None:
     if not isinstance(vertices, torch.Tensor):
         raise TypeError(f"vertices must be a torch.Tensor, got {type(vertices).__name__}")
+    check_device_type(vertices, "vertices")
     if vertices.ndim != 3 or vertices.shape[-1] != 3:
         raise ValueError(f"vertices must have shape (B, N, 3), got {tuple(vertices.shape)}")
 
 
-def camera_rotation(z_axis: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
-    """Rows x, y, z of the world -> camera rotation ``(B, 3, 3)`` for a viewing direction z_axis."""
-    z_axis = F.normalize(z_axis, eps=1e-5)
-    x_axis = F.normalize(torch.cross(up, z_axis, dim=-1), eps=1e-5)
-    y_axis = F.normalize(torch.cross(z_axis, x_axis, dim=-1), eps=1e-5)
+def camera_rotation(
+    z_axis: torch.Tensor, up: torch.Tensor, direction: str = "direction", zero_hint: str = "pass a non-zero direction"
+) -> torch.Tensor:
+    """Rows x, y, z of the world -> camera rotation ``(B, 3, 3)`` for a viewing direction z_axis.
+
+    Raises ValueError where no frame exists: a zero z_axis (the message names it ``direction`` and
+    adds ``zero_hint``) or an ``up`` parallel to it. SoftRas normalizes with eps = 1e-5, which
+    silently collapses the image there (a zero x axis), and also when up is only nearly parallel
+    (elevation 90 degrees); here the axes are unit vectors wherever they are defined (nearly
+    parallel gives the frame's limit) and an error says what to change where they are not.
+    """
+    tiny = torch.finfo(z_axis.dtype).tiny
+    z_axis = F.normalize(z_axis, eps=tiny)
+    x_axis = F.normalize(torch.cross(up, z_axis, dim=-1), eps=tiny)
+    y_axis = torch.cross(z_axis, x_axis, dim=-1)
+
+    def first_bad(axis):
+        bad = ((axis.detach().norm(dim=-1) - 1).abs() > 1e-3).nonzero()
+        return int(bad[0, 0]) if bad.numel() else None
+
+    i = first_bad(z_axis)
+    if i is not None:
+        raise ValueError(f"{direction} is zero at batch item {i}: {zero_hint}")
+    i = first_bad(x_axis)
+    if i is not None:
+        raise ValueError(
+            f"up = {up[i].tolist()} is parallel to the viewing direction {direction} = {z_axis[i].tolist()} at batch "
+            f"item {i}; pass an up vector that is not (e.g. up=(0, 0, 1) to look straight down the y axis)"
+        )
     return torch.stack((x_axis, y_axis, z_axis), dim=1)
+
+
+#: What camera_rotation says when a look_at eye sits on its target.
+_EYE_AT_TARGET = ("at - eye", "eye equals at; move the eye away from its target")
+
+
+def _tan_viewing_angle(angle) -> float:
+    """tan of the viewing angle (degrees, the half-angle across the shorter image side)."""
+    return math.tan(math.radians(check_in_range(angle, "viewing_angle", 0.0, 90.0, "a half-angle in (0, 90) degrees")))
 
 
 def look_at(vertices: torch.Tensor, eye: Vec3, at: Vec3 = (0, 0, 0), up: Vec3 = (0, 1, 0)) -> torch.Tensor:
@@ -53,7 +91,7 @@ def look_at(vertices: torch.Tensor, eye: Vec3, at: Vec3 = (0, 0, 0), up: Vec3 = 
     eye = _as_batched_vec3(eye, b, vertices, "eye")
     at = _as_batched_vec3(at, b, vertices, "at")
     up = _as_batched_vec3(up, b, vertices, "up")
-    r = camera_rotation(at - eye, up)
+    r = camera_rotation(at - eye, up, *_EYE_AT_TARGET)
     return torch.matmul(vertices - eye[:, None, :], r.transpose(1, 2))
 
 
@@ -71,7 +109,7 @@ def look(vertices: torch.Tensor, eye: Vec3, direction: Vec3 = (0, 0, 1), up: Vec
 def perspective(vertices: torch.Tensor, angle: float = C.VIEWING_ANGLE) -> torch.Tensor:
     """Camera ``(B, N, 3)`` -> NDC x, y with camera depth z kept: x / (z tan(angle)). angle in degrees."""
     _check_vertices(vertices)
-    width = math.tan(math.radians(angle))
+    width = _tan_viewing_angle(angle)
     z = vertices[..., 2]
     return torch.stack((vertices[..., 0] / z / width, vertices[..., 1] / z / width, z), dim=-1)
 
@@ -177,9 +215,9 @@ def pixel_rays(
     b = eye.shape[0]
     at_t = _as_batched_vec3(at, b, eye, "at")
     up_t = _as_batched_vec3(up, b, eye, "up")
-    r = camera_rotation(at_t - eye, up_t)  # world -> camera rows
+    r = camera_rotation(at_t - eye, up_t, *_EYE_AT_TARGET)  # world -> camera rows
     xs, ys = C.pixel_centres(h, w)
-    t = math.tan(math.radians(viewing_angle))
+    t = _tan_viewing_angle(viewing_angle)
     xs_t = torch.tensor(xs, dtype=eye.dtype, device=eye.device) * t
     ys_t = torch.tensor(ys, dtype=eye.dtype, device=eye.device) * t
     yy, xx = torch.meshgrid(ys_t, xs_t, indexing="ij")

@@ -6,6 +6,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .ops.checks import check_face_indices
+
 #: Normalization guard of face and vertex normals (SoftRas's).
 NORMAL_EPS = 1e-6
 
@@ -18,6 +20,7 @@ def face_vertices(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"faces must be a (B, F, 3) tensor, got {getattr(faces, 'shape', type(faces))}")
     if faces.shape[0] != vertices.shape[0]:
         raise ValueError(f"faces has batch {faces.shape[0]} but vertices has batch {vertices.shape[0]}")
+    check_face_indices(faces, vertices.shape[1])
     b, f = faces.shape[:2]
     idx = faces.long().reshape(b, f * 3, 1).expand(b, f * 3, vertices.shape[-1])
     return torch.gather(vertices, 1, idx).reshape(b, f, 3, vertices.shape[-1])

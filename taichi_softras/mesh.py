@@ -15,6 +15,7 @@ import torch
 from . import conventions as C
 from .geometry import face_normals, face_vertices, vertex_normals
 from .io import PathLike, load_image, obj_textures, read_geometry, save_obj
+from .ops.checks import check_face_indices
 
 
 def _as_tensor(x, name: str, floating: bool) -> torch.Tensor:
@@ -50,8 +51,7 @@ class Mesh:
             raise ValueError(f"vertices must have shape (N, 3) or (B, N, 3), got {tuple(vertices.shape)}")
         if faces.ndim != 3 or faces.shape[-1] != 3:
             raise ValueError(f"faces must have shape (F, 3) or (B, F, 3), got {tuple(faces.shape)}")
-        if faces.numel() and (int(faces.min()) < 0 or int(faces.max()) >= vertices.shape[1]):
-            raise ValueError(f"faces must index vertices 0..{vertices.shape[1] - 1}, got range {int(faces.min())}..{int(faces.max())}")
+        check_face_indices(faces, vertices.shape[1])
         b = vertices.shape[0]
         faces = self._broadcast(faces, b, "faces")
         self.texture_type = texture_type
@@ -112,6 +112,7 @@ class Mesh:
     def faces(self, faces: torch.Tensor) -> None:
         if faces.ndim != 3 or faces.shape[0] != self.batch_size or faces.shape[-1] != 3:
             raise ValueError(f"faces must have shape (B={self.batch_size}, F, 3), got {tuple(faces.shape)}")
+        check_face_indices(faces, self.num_vertices)
         self._faces = faces
 
     @property

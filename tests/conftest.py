@@ -5,8 +5,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 from taichi_softras import runtime  # noqa: E402
+
+# Every run draws the same hypothesis examples (seeded from each test's source), so a test that
+# passes once passes again; no example database, no deadline (Taichi compiles on first use).
+# HYPOTHESIS_PROFILE=explore draws fresh random examples, for hunting bugs by hand.
+settings.register_profile("repeatable", derandomize=True, database=None, deadline=None, print_blob=True)
+settings.register_profile("explore", parent=settings.get_profile("repeatable"), derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 def pytest_collection_modifyitems(config, items):

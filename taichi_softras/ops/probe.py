@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from .. import cameras, runtime
 from ._buffers import FieldPool
-from .checks import check_finite, check_positive, check_same_device, check_tensor, image_hw
+from .checks import check_finite, check_integer, check_positive, check_same_device, check_tensor, image_hw
 
 #: Rays with d . axis <= this cos (about 78 degrees off the pinhole's mean direction) skip the tiles.
 _MIN_AXIS_COS = 0.2
@@ -83,15 +83,14 @@ def check_probe_args(origins, directions, anchors, radius, values, ray_labels=No
             raise ValueError(f"radius must be > 0, got a minimum of {float(radius.min()):.3g}")
         radius = radius.to(origins.dtype).expand(b, n)
     else:
-        r = check_positive(float(radius) if isinstance(radius, torch.Tensor) else radius, "radius")
-        if not math.isfinite(r):
-            raise ValueError(f"radius must be finite, got {r}")
+        r = check_positive(radius, "radius")
         radius = torch.full((b, n), r, dtype=origins.dtype, device=origins.device)
     if (ray_labels is None) != (anchor_labels is None):
         raise ValueError("ray_labels and anchor_labels must be given together (boundary-aware assignment) or not at all")
     if ray_labels is not None:
         for name, t, shape in (("ray_labels", ray_labels, origins.shape[:2]), ("anchor_labels", anchor_labels, (b, n))):
             check_tensor(t, name, floating=False)
+            check_integer(t, name, allow_bool=True)
             check_same_device(origins, t, "origins", name)
             if t.shape != shape:
                 raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(t.shape)}")

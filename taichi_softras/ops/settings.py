@@ -6,7 +6,17 @@ import math
 from dataclasses import dataclass
 
 from .. import conventions as C
-from .checks import check_choice, check_finite, check_positive, check_same_device, check_tensor, image_hw
+from .checks import (
+    check_choice,
+    check_color,
+    check_finite,
+    check_in_range,
+    check_number,
+    check_positive,
+    check_same_device,
+    check_tensor,
+    image_hw,
+)
 
 
 @dataclass(frozen=True)
@@ -64,8 +74,8 @@ def parse_rasterize_args(
     check_same_device(face_vertices, textures, "face_vertices", "textures")
     b, f = face_vertices.shape[:2]
     if texture_type == "uv":
-        if textures.shape[0] != b:
-            raise ValueError(f"uv textures must be images (B, 3, TH, TW) with B = {b}, got {tuple(textures.shape)}")
+        if textures.shape[0] != b or textures.shape[2] == 0 or textures.shape[3] == 0:
+            raise ValueError(f"uv textures must be images (B, 3, TH, TW) with B = {b} and TH, TW >= 1, got {tuple(textures.shape)}")
         res = 0
     elif textures.shape[0] != b or textures.shape[1] != f:
         raise ValueError(
@@ -84,18 +94,16 @@ def parse_rasterize_args(
     check_finite(face_vertices, "face_vertices")
     check_finite(textures, "textures")
     h, w = image_hw(image_size)
-    bg = tuple(float(c) for c in background_color)
-    if len(bg) != 3:
-        raise ValueError(f"background_color must have 3 components, got {background_color!r}")
+    bg = check_color(background_color, "background_color")
     sigma_val = check_positive(sigma_val, "sigma_val")
     gamma_val = check_positive(gamma_val, "gamma_val")
     near = check_positive(near, "near")
-    far = float(far)
+    far = check_number(far, "far", "a finite number > near")
     if not far > near:
         raise ValueError(f"far must be > near, got near={near}, far={far}")
-    dist_eps = float(dist_eps)
-    if not 0.0 < dist_eps < 0.5:
-        raise ValueError(f"dist_eps must be in (0, 0.5), got {dist_eps}")
+    # eps is the background's normalized depth z_n; faces between near and far have z_n in [0, 1].
+    eps = check_in_range(eps, "eps", 0.0, 1.0, "a finite number in (0, 1) (the background's normalized depth)")
+    dist_eps = check_in_range(dist_eps, "dist_eps", 0.0, 0.5)
     return RasterSettings(
         height=h,
         width=w,
@@ -103,7 +111,7 @@ def parse_rasterize_args(
         near=near,
         far=far,
         fill_back=bool(fill_back),
-        eps=float(eps),
+        eps=eps,
         sigma_val=sigma_val,
         dist_func=dist_func,
         dist_eps=dist_eps,
