@@ -36,24 +36,21 @@ Conditioning (how an element is judged well conditioned, i.e. compared):
 * gradients (per input) are compared where the reference's is finite and non-zero and every
   ensemble member's is within a relative 1e-4 of it.
 
-Known kernel defects (``KNOWN_KERNEL_DEFECTS``) are pinned by strict xfail regression tests below;
-the fuzz waives a failure as one of them only when it has the defect's signature and disappears in
-the defect's differential re-run (its cause removed: e.g. ``near`` moved below every face). Fixing
-a defect means deleting its entry and its xfail marker.
+The kernel defects the fuzz found (near/far-plane NaN, NaN gradients of short edges and of faint
+faces, precision lost on long edges, hard alpha just inside an edge) are fixed; each keeps a
+regression test below.
 
 Running this file as a script fuzzes ``--cases`` cases without stopping at the first failure and
-prints the failures by kind, waived ones apart: the fuzz figures.
+prints the failures by kind: the fuzz figures.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pytest
 import torch
@@ -117,7 +114,6 @@ class Report:
     """What one case found: failures (empty: it holds) and how much of it could be compared."""
 
     failures: list = field(default_factory=list)
-    waived: list = field(default_factory=list)  # failures matching a known kernel defect
     compared: int = 0
     elements: int = 0
     grads_compared: int = 0  # inputs whose gradients were compared
@@ -357,73 +353,8 @@ def _ensemble(case: Case, fv64, tex64, kw64, grad: bool) -> list:
     return runs
 
 
-def _long(case: Case, face: list) -> bool:
-    return max(abs(c[i]) for c in face for i in (0, 1)) > 100
-
-
-def _short_edge(case: Case, face: list) -> bool:
-    return min(sum((face[i][k] - face[i - 1][k]) ** 2 for k in (0, 1)) for i in range(3)) < 1e-14
-
-
-def _gone_without(kind: str, faces: Callable[[Case, list], bool] | None = None, settings: Callable[[Case], dict] | None = None):
-    """A defect's differential test: do the failures of this ``kind`` (a part of their message)
-    disappear when the faces matching ``faces`` are moved behind the eye (culled), or with the
-    soft_rasterize keywords ``settings(case)`` changed? Then they are attributed to those."""
-
-    def test(case: Case) -> bool:
-        fv = [[[[c[0], c[1], -1.0] for c in f] if faces and faces(case, f) else f for f in m] for m in case.fv]
-        other = dataclasses.replace(case, fv=fv, kw=dict(case.kw, **(settings(case) if settings else {})))
-        return not any(kind in msg for msg in check_case(other, waive=False).failures)
-
-    return test
-
-
-@dataclass(frozen=True)
-class KnownDefect:
-    """A kernel defect the fuzz waives until it is fixed (each has a strict xfail regression test
-    below): a failure is waived when it has the defect's ``signature`` and the defect's
-    ``differential`` test says it disappears without the defect's cause."""
-
-    name: str
-    signature: Callable[[Case, str], bool]  # (case, failure message)
-    differential: Callable[[Case], bool]
-
-    def explains(self, case: Case, msg: str) -> bool:
-        return self.signature(case, msg) and self.differential(case)
-
-
-def _float32(*parts: str, **modes) -> Callable[[Case, str], bool]:
-    """Signature: a float32 case with these modes whose failure message contains one of ``parts``."""
-    return lambda case, msg: case.dtype == "float32" and all(case.kw[k] in v for k, v in modes.items()) and any(p in msg for p in parts)
-
-
-KNOWN_KERNEL_DEFECTS = (
-    KnownDefect(
-        "float32 euclidean: edges shorter than ~1e-8 give NaN vertex gradients (test_short_edge_gradients)",
-        _float32("non-finite gradient", dist_func=("euclidean",)),
-        _gone_without("non-finite gradient", faces=_short_edge),
-    ),
-    KnownDefect(
-        "float32 softmax: a face weighing ~e^-45..e^-88 of the background gets NaN vertex gradients (test_faint_face_gradients)",
-        _float32("non-finite gradient", aggr_func_rgb=("softmax",)),
-        _gone_without("non-finite gradient", settings=lambda case: dict(eps=1e-12)),  # no colouring face that faint
-    ),
-    KnownDefect(
-        "float32 euclidean distance to long edges loses rounding * edge length (test_long_edge_distance)",
-        _float32(" differs ", dist_func=("euclidean",)),
-        _gone_without(" differs ", faces=_long),
-    ),
-    KnownDefect(
-        "float32 hard alpha tests sigmoid(xs) > 0.5, which rounds to 0.5 just inside edges (test_hard_alpha_just_inside_an_edge)",
-        _float32("alpha differs", aggr_func_alpha=("hard",), dist_func=("euclidean", "barycentric")),
-        _gone_without("alpha differs", settings=lambda case: dict(dist_func="hard")),
-    ),
-)
-
-
-def check_case(case: Case, waive: bool = True) -> Report:
-    """Run the op and the reference on ``case``; return what disagrees (see the module docstring);
-    ``waive``: set failures matching KNOWN_KERNEL_DEFECTS apart."""
+def check_case(case: Case) -> Report:
+    """Run the op and the reference on ``case``; return what disagrees (see the module docstring)."""
     dtype = getattr(torch, case.dtype)
     fv, tex, kw, weights = materialize(case)
     fv64, tex64 = fv.double(), tex.double()
@@ -466,15 +397,11 @@ def check_case(case: Case, waive: bool = True) -> Report:
             if not r <= GRAD_TOL:
                 failures.append(f"gradient of {n} differs from the reference's by a relative {r:.3g} (tolerance {GRAD_TOL:g})")
 
-    rep = Report(compared=int(ok.sum()), elements=ok.numel(), grads_compared=compared)
-    for msg in failures:
-        known = [d.name for d in KNOWN_KERNEL_DEFECTS if waive and d.explains(case, msg)]
-        (rep.waived if known else rep.failures).append(f"{msg} [known: {known[0]}]" if known else msg)
-    return rep
+    return Report(failures=failures, compared=int(ok.sum()), elements=ok.numel(), grads_compared=compared)
 
 
-def assert_holds(case: Case, waive: bool = True) -> None:
-    rep = check_case(case, waive)
+def assert_holds(case: Case) -> None:
+    rep = check_case(case)
     assert not rep.failures, "\n".join(rep.failures) + f"\nreproduce: check_case({case!r})"
 
 
@@ -536,7 +463,7 @@ DEPTH_BOUND_CASES["far"] = (FAR_PLANE_FV, dict(image_size=(2, 10), far=5.0, sigm
 def test_depth_bound_examples(dtype, name):
     fv, kw = DEPTH_BOUND_CASES[name]
     kw = dict(kw, near=1.0, fill_back=True, aggr_func_rgb="softmax", texture_type="surface")
-    assert_holds(Case(fv=[fv], dtype=dtype, kw=kw, seed=0), waive=False)
+    assert_holds(Case(fv=[fv], dtype=dtype, kw=kw, seed=0))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -544,11 +471,9 @@ def test_long_edge_distance(dtype, request):
     """Pixel centres on the edge x = 0 of a face with 2e4-long edges have d = 0, so D = 0.5 (alpha
     0.5); float32 gets 0.155 and 0.474 (sigma 1e-6): the closest point a + t e carries t's rounding
     times |e| ~ 1e-3 (a perpendicular-distance form would not)."""
-    if dtype == "float32":
-        request.applymarker(pytest.mark.xfail(strict=True, reason="kernel defect: float32 euclidean distance to a long edge loses rounding * edge length"))
     kw = dict(image_size=(3, 3), near=1.0, far=100.0, fill_back=True, sigma_val=1e-6, gamma_val=1e-2,
               dist_func="euclidean", aggr_func_alpha="prod", aggr_func_rgb="softmax", texture_type="surface")
-    assert_holds(Case(fv=[[[[0.0, -1e4, 2.0], [0.0, 1e4, 2.0], [-1e4, 0.0, 2.0]]]], dtype=dtype, kw=kw, seed=0), waive=False)
+    assert_holds(Case(fv=[[[[0.0, -1e4, 2.0], [0.0, 1e4, 2.0], [-1e4, 0.0, 2.0]]]], dtype=dtype, kw=kw, seed=0))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -557,22 +482,18 @@ def test_hard_alpha_just_inside_an_edge(dtype, dist_func, request):
     """The pixel centre (0, 0) is 1e-5 inside the top edge, so D > 0.5 and hard alpha is 1; in
     float32 sigmoid(d^2 / sigma) = sigmoid(1e-10) rounds to 0.5 and the kernel's D > 0.5 test says 0
     (xs > 0, i.e. inside, decides it exactly)."""
-    if dtype == "float32":
-        request.applymarker(pytest.mark.xfail(strict=True, reason="kernel defect: float32 hard alpha rounds sigmoid(xs) to 0.5 just inside an edge"))
     kw = dict(image_size=(1, 1), near=1.0, far=100.0, fill_back=True, sigma_val=1.0, gamma_val=1e-2,
               dist_func=dist_func, aggr_func_alpha="hard", aggr_func_rgb="softmax", texture_type="surface")
-    assert_holds(Case(fv=[[[[-1.0, 1e-5, 2.0], [1.0, 1e-5, 2.0], [0.0, -1.0, 2.0]]]], dtype=dtype, kw=kw, seed=0), waive=False)
+    assert_holds(Case(fv=[[[[-1.0, 1e-5, 2.0], [1.0, 1e-5, 2.0], [0.0, -1.0, 2.0]]]], dtype=dtype, kw=kw, seed=0))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_short_edge_gradients(dtype, request):
     """A face with 1e-10-long legs at the origin: the reference's gradients are finite, float32's
     vertex gradients NaN (1 / |edge|^2 terms of the segment projection overflow)."""
-    if dtype == "float32":
-        request.applymarker(pytest.mark.xfail(strict=True, reason="kernel defect: float32 euclidean gradients NaN for edges shorter than ~1e-8"))
     kw = dict(image_size=(4, 4), near=1.0, far=100.0, fill_back=True, sigma_val=1.0, gamma_val=1e-2,
               dist_func="euclidean", aggr_func_alpha="prod", aggr_func_rgb="softmax", texture_type="surface")
-    assert_holds(Case(fv=[[[[0.0, 0.0, 2.0], [1e-10, 0.0, 2.0], [0.0, 1e-10, 2.0]]]], dtype=dtype, kw=kw, seed=0), waive=False)
+    assert_holds(Case(fv=[[[[0.0, 0.0, 2.0], [1e-10, 0.0, 2.0], [0.0, 1e-10, 2.0]]]], dtype=dtype, kw=kw, seed=0))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -581,11 +502,9 @@ def test_faint_face_gradients(dtype, gamma_val, request):
     """A face at depth 100 = far (z_n = 0, below eps = 1e-3) alone on the pixel: its softmax weight
     is exp(-eps / gamma) ~ e^-56 (e^-83) of the background's; its vertex gradients are ~1e-23 in the
     reference, NaN in float32 (gamma 1e-5 and 3e-5 are fine)."""
-    if dtype == "float32":
-        request.applymarker(pytest.mark.xfail(strict=True, reason="kernel defect: float32 NaN vertex gradients for faces weighing e^-45..e^-88 of the background"))
     kw = dict(image_size=(1, 1), near=1.0, far=100.0, fill_back=True, sigma_val=1.0, gamma_val=gamma_val,
               dist_func="euclidean", aggr_func_alpha="prod", aggr_func_rgb="softmax", texture_type="surface")
-    assert_holds(Case(fv=[[[[0.0, 0.0, 100.0], [0.0, -1.6, 100.0], [0.5, 1.0, 100.0]]]], dtype=dtype, kw=kw, seed=0), waive=False)
+    assert_holds(Case(fv=[[[[0.0, 0.0, 100.0], [0.0, -1.6, 100.0], [0.5, 1.0, 100.0]]]], dtype=dtype, kw=kw, seed=0))
 
 
 def test_empty_uv_texture_is_a_clear_error_not_a_crash():
@@ -638,18 +557,15 @@ def _main() -> None:
         stats["elements"] += rep.elements
         stats["grads_compared"] += rep.grads_compared
         stats[f"failing {case.dtype}"] += bool(rep.failures)
-        stats[f"waived {case.dtype}"] += bool(rep.waived and not rep.failures)
-        for msg in rep.failures + rep.waived:
-            what = msg.split(" [known: ")[1][:-1] + " [waived]" if msg in rep.waived else msg.split(":")[0].split(" by ")[0]
-            kind = f"{case.dtype}: {what}"
+        for msg in rep.failures:
+            kind = f"{case.dtype}: {msg.split(':')[0].split(' by ')[0]}"
             kinds[kind] += 1
             if len(examples[kind]) < args.show:
                 examples[kind].append(case)
 
     collect()
     bar.close()
-    print(f"cases: {stats['cases']}; failing: float32 {stats['failing float32']}, float64 {stats['failing float64']}; "
-          f"failing only by known kernel defects: float32 {stats['waived float32']}, float64 {stats['waived float64']}")
+    print(f"cases: {stats['cases']}; failing: float32 {stats['failing float32']}, float64 {stats['failing float64']}")
     print(f"output elements compared: {stats['compared']} of {stats['elements']}; gradients compared (float64): {stats['grads_compared']}")
     for kind, n in kinds.most_common():
         print(f"\n{n} x {kind}")

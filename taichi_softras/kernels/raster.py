@@ -15,7 +15,8 @@ the compile-time switches in a :class:`Modes` tuple:
                           lists ``lst[off[c]:off[c+1]]`` in face order; ``cell[q]`` is entry q's tile
                           (a separate template argument: only the two passes that read it
                           recompile when the lists outgrow their fields)
-* ``pm`` (B*P) softmax shift m, ``psel`` (B*P) nearest covering face, ``phard`` (B*P) hard alpha
+* ``pm`` (B*P) softmax shift m, ``psel`` (B*P) nearest covering face, ``phard`` (B*P) hard alpha,
+  ``pinv`` (B*P) 1 / sum(w) (forward-only: constants for gradients)
 * ``acc``  (B*P, 7)       per-pixel sums: log(1-D), D, w, w*z, w*rgb (grad); ``accg`` per group
 * ``out``  (B*P, 5)       RGBA + depth (grad); ``outg`` group masks; ``aux`` (B*P, 9) auxiliary
 * ``prm``  (16)           real-valued settings (``P_*``), so new sigma/gamma never recompile
@@ -54,6 +55,8 @@ TILE_PIXELS = TILE * TILE
 P_SIGMA, P_GAMMA, P_EPS, P_NEAR, P_FAR, P_THR, P_RAD, P_BG = 0, 1, 2, 3, 4, 5, 6, 7  # P_BG..P_BG+2
 P_INV_S = 10  # 1 / min(H, W): pixel centres by multiplication (a division per pixel costs ~15 cycles)
 N_PRM = 16
+#: Squared edge lengths below these count as points (see _face_terms).
+EDGE2_MIN_F32, EDGE2_MIN_F64 = 1e-16, 1e-30
 #: Bound on softmax exponents in the backward (exp(30) is finite in float32).
 EXP_ARG_MAX = 30.0
 # Integer sizes in ``dims``.
@@ -101,6 +104,7 @@ class Fields(NamedTuple):
     pm: object
     psel: object
     phard: object
+    pinv: object
     acc: object
     accg: object
     out: object
@@ -137,25 +141,33 @@ class Modes(NamedTuple):
 
 
 @ti.func
-def _face_terms(x0, y0, x1, y1, x2, y2, z0, z1, z2):
-    """Per-face quantities every fragment of the face uses (differentiable)."""
+def _face_terms(x0, y0, x1, y1, x2, y2, z0, z1, z2, real: ti.template()):
+    """Per-face quantities every fragment of the face uses (differentiable). Edges shorter than
+    sqrt(EDGE2_MIN) count as points: 1/|e|^2 stays finite and so does its derivative
+    (-1/|e|^4: 1e32 for float32's floor of 1e-16)."""
+    floor = ti.static(EDGE2_MIN_F64 if real == ti.f64 else EDGE2_MIN_F32)
     det_raw = (y1 - y2) * (x0 - x2) + (x2 - x1) * (y0 - y2)
     det = ti.select(det_raw >= 0, ti.max(det_raw, DET_EPS), ti.min(det_raw, -DET_EPS))
     idet = 1.0 / det
     a0, b0 = (y1 - y2) * idet, (x2 - x1) * idet
     a1, b1 = (y2 - y0) * idet, (x0 - x2) * idet
-    l01 = 1.0 / ti.max((x1 - x0) ** 2 + (y1 - y0) ** 2, 1e-30)
-    l12 = 1.0 / ti.max((x2 - x1) ** 2 + (y2 - y1) ** 2, 1e-30)
-    l20 = 1.0 / ti.max((x0 - x2) ** 2 + (y0 - y2) ** 2, 1e-30)
+    l01 = 1.0 / ti.max((x1 - x0) ** 2 + (y1 - y0) ** 2, floor)
+    l12 = 1.0 / ti.max((x2 - x1) ** 2 + (y2 - y1) ** 2, floor)
+    l20 = 1.0 / ti.max((x0 - x2) ** 2 + (y0 - y2) ** 2, floor)
     return a0, b0, a1, b1, 1.0 / z0, 1.0 / z1, 1.0 / z2, l01, l12, l20
 
 
 @ti.func
 def _seg_dist2(px, py, ax, ay, bx, by, inv_len2):
+    """Squared distance from p to segment ab. The perpendicular part comes from the cross product,
+    not from p minus the projected point: the latter carries rounding times the edge length (edges of
+    1e4 NDC, e.g. faces crossing close to the eye, lost all float32 precision)."""
     ex, ey = bx - ax, by - ay
-    t = ti.min(ti.max(((px - ax) * ex + (py - ay) * ey) * inv_len2, 0.0), 1.0)
-    dx, dy = px - (ax + t * ex), py - (ay + t * ey)
-    return dx * dx + dy * dy
+    qx, qy = px - ax, py - ay
+    u = (qx * ex + qy * ey) * inv_len2
+    cross = ex * qy - ey * qx
+    rx, ry = px - bx, py - by
+    return ti.select(u <= 0.0, qx * qx + qy * qy, ti.select(u >= 1.0, rx * rx + ry * ry, cross * cross * inv_len2))
 
 
 @ti.func
@@ -334,7 +346,7 @@ def setup(f: ti.template(), cnt: ti.template(), n: ti.i32):
     """Per face: its setup ``fs``, its tile range ``box`` (empty if culled or off-screen) and the
     number of tiles in it ``cnt`` (binning's first pass, kernels/binning.py ``count``)."""
     for i in range(n):
-        B, F, H, W = f.dims[D_B], f.dims[D_F], f.dims[D_H], f.dims[D_W]
+        F, H, W = f.dims[D_F], f.dims[D_H], f.dims[D_W]
         b = i // F
         x0, y0, x1, y1, x2, y2, z0, z1, z2 = _corners(f.fv, i)
         rad = f.prm[P_RAD]
@@ -368,7 +380,7 @@ def setup(f: ti.template(), cnt: ti.template(), n: ti.i32):
         # Rejection threshold: the cut-off radius plus a margin for rounding in the line test.
         scale = ti.max(ti.abs(x0), ti.abs(x1), ti.abs(x2), ti.abs(y0), ti.abs(y1), ti.abs(y2), 1.0)
         fs[i, S_LIM] = rad * 1.001 + scale * 1e-5
-        a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20 = _face_terms(x0, y0, x1, y1, x2, y2, z0, z1, z2)
+        a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20 = _face_terms(x0, y0, x1, y1, x2, y2, z0, z1, z2, f.fv.dtype)
         fs[i, S_BARY], fs[i, S_BARY + 1], fs[i, S_BARY + 2], fs[i, S_BARY + 3] = a0, b0, a1, b1
         if culled:  # keep 1/z finite for faces no pass reads
             iz0, iz1, iz2 = 1.0, 1.0, 1.0
@@ -408,7 +420,9 @@ def rasterize(f: ti.template(), t: ti.template(), m: ti.template(), n_cells: ti.
                         if ti.static(m.dist != DIST_HARD):
                             log_sum += -_softplus(xs)
                         d_sum += D
-                        if D > 0.5:
+                        # D > 0.5 exactly when delta d^2 > 0 (or inside, for hard distances); testing
+                        # the sigmoid would round a tiny positive x to 0.5 and miss it.
+                        if sd2 > 0 or (ti.static(m.dist == DIST_HARD) and inside):
                             hard = 1.0
                         if ti.static(m.groups):  # plain load/store: one thread owns the pixel
                             g = f.grp[fb]
@@ -447,6 +461,7 @@ def rasterize(f: ti.template(), t: ti.template(), m: ti.template(), n_cells: ti.
             acc[p, 0], acc[p, 1], acc[p, 2], acc[p, 3] = log_sum, d_sum, w_sum, wz_sum
             acc[p, 4], acc[p, 5], acc[p, 6] = r_sum, g_sum, b_sum
             f.pm[p], f.psel[p], f.phard[p] = mx, best_f, hard
+            f.pinv[p] = ti.select(w_sum > 0, 1.0 / w_sum, 0.0)
 
 
 @ti.func
@@ -459,7 +474,7 @@ def _accumulate_fragment(f: ti.template(), m: ti.template(), b, fi, fb, row, col
     p = (b * H + row) * W + col
     prm = ti.static(f.prm)
     x0, y0, x1, y1, x2, y2, z0, z1, z2 = _corners(f.fv, fb)
-    a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20 = _face_terms(x0, y0, x1, y1, x2, y2, z0, z1, z2)
+    a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20 = _face_terms(x0, y0, x1, y1, x2, y2, z0, z1, z2, f.fv.dtype)
     keep, inside, sd2, c0, c1, c2, zp = _fragment(
         px, py, x0, y0, x1, y1, x2, y2, a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20, prm[P_THR], m.dist
     )
@@ -539,10 +554,12 @@ def compose(f: ti.template(), m: ti.template(), n: ti.i32):
             out[p, 3] = 1.0 - ti.exp(acc[p, 0])
         else:
             out[p, 3] = acc[p, 1] / ti.max(f.nfc[p // (H * W)], 1)
-        if wsum > 0:
-            out[p, 4] = acc[p, 3] / wsum
-        else:
-            out[p, 4] = prm[P_FAR]
+        # Soft depth sum(w z) / sum(w), both scaled by 1 / sum(w) from the forward (a constant here):
+        # faint faces (w ~ e^-60 of the background) would otherwise overflow the division's adjoint
+        # (1 / sum(w)^2) into inf and NaN gradients.
+        inv = f.pinv[p]
+        ratio = (acc[p, 3] * inv) / ti.select(wsum > 0, wsum * inv, 1.0)  # finite either way
+        out[p, 4] = ti.select(wsum > 0, ratio, prm[P_FAR])
 
 
 @ti.kernel
@@ -576,7 +593,7 @@ def auxiliary(f: ti.template(), m: ti.template(), n: ti.i32):
             fb = b * F + sel
             fv, vn, aux = ti.static(f.fv, f.vn, f.aux)
             x0, y0, x1, y1, x2, y2, z0, z1, z2 = _corners(fv, fb)
-            a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20 = _face_terms(x0, y0, x1, y1, x2, y2, z0, z1, z2)
+            a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20 = _face_terms(x0, y0, x1, y1, x2, y2, z0, z1, z2, f.fv.dtype)
             keep, inside, sd2, c0, c1, c2, zp = _fragment(
                 px, py, x0, y0, x1, y1, x2, y2, a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20, f.prm[P_THR], DIST_HARD
             )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import taichi as ti
 import torch
 
@@ -71,6 +70,7 @@ class Engine:
             pm=g("pm", r, B * P),
             psel=g("psel", ti.i32, B * P),
             phard=g("phard", r, B * P),
+            pinv=g("pinv", r, B * P),
             acc=g("acc", r, B * P, width=ACC_WIDTH, grad=grad),
             # Group sums are 2-D even for one group (width >= 2 keeps the field's shape (n, width)).
             accg=g("accg", r, used(G, B * P), width=max(G, 2), grad=grad),

@@ -20,7 +20,7 @@ import torch
 from .. import conventions as C
 from .. import runtime
 from .checks import check_choice, check_finite, check_tensor
-from .settings import RasterSettings, parse_rasterize_args
+from .settings import parse_rasterize_args
 
 #: Names accepted by ``outputs=``.
 OUTPUTS = ("depth", "face_index", "barycentrics", "normals", "screen_normals", "group_masks")

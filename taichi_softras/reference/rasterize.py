@@ -195,7 +195,9 @@ def soft_rasterize(
             fr = frags(lo, hi)
             zn = torch.where(fr["colours"], fr["zn"], torch.full_like(fr["zn"], -float("inf")))
             m = torch.maximum(m, zn.amax(dim=1, keepdim=True))
-            any_hard |= (fr["keep"] & (fr["D"] > 0.5)).any(dim=1, keepdim=True)
+            # D > 0.5 exactly when x > 0 (inside, for hard distances): no sigmoid rounding to 0.5.
+            above = fr["inside"] if s.dist_func == "hard" else fr["xs"] > 0
+            any_hard |= (fr["keep"] & above).any(dim=1, keepdim=True)
             cand = torch.where(fr["colours"] & fr["inside"], fr["zp"], torch.full_like(fr["zp"], float("inf")))
             cz, cf = cand.min(dim=1, keepdim=True)
             better = cz < best_z
