@@ -320,6 +320,26 @@ def _near_degenerate_faces(case: Case, fv64: torch.Tensor, h: int, w: int) -> to
     return (in_x & in_y & degenerate[..., None, None]).any(1)
 
 
+def _on_an_edge(case: Case, fv64: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(B, H, W) True at pixels some face's edge passes within rounding of: a barycentric whose
+    magnitude is below the rounding of the terms it is computed from, so any two correct
+    implementations may disagree on inside (moving the inputs by ulps does not show it: the
+    rounding of 1 - w0 - w1 does not move with them)."""
+    eps = torch.finfo(getattr(torch, case.dtype)).eps * JITTER_ULPS
+    xs, ys = (torch.tensor(v, dtype=torch.float64) for v in C.pixel_centres(h, w))
+    py, px = (t.reshape(1, 1, -1) for t in torch.meshgrid(ys, xs, indexing="ij"))
+    x = [fv64[:, :, i, 0, None] for i in range(3)]
+    y = [fv64[:, :, i, 1, None] for i in range(3)]
+    det = (y[1] - y[2]) * (x[0] - x[2]) + (x[2] - x[1]) * (y[0] - y[2])
+    det = torch.where(det >= 0, det.clamp(min=C.DET_EPS), det.clamp(max=-C.DET_EPS))
+    n0, m0 = (y[1] - y[2]) * (px - x[2]), (x[2] - x[1]) * (py - y[2])
+    n1, m1 = (y[2] - y[0]) * (px - x[2]), (x[0] - x[2]) * (py - y[2])
+    w0, w1 = (n0 + m0) / det, (n1 + m1) / det
+    err = eps * (1 + w0.abs() + w1.abs() + (n0.abs() + m0.abs() + n1.abs() + m1.abs()) / det.abs())
+    near = (w0.abs() <= err) | (w1.abs() <= err) | ((1 - w0 - w1).abs() <= err)  # (B, F, P)
+    return near.any(1).reshape(fv64.shape[0], h, w)
+
+
 def _conditioned(case: Case, ref: _Run, ensemble: list, limit: torch.Tensor, kw: dict) -> torch.Tensor:
     """Which output elements (B, 5, H, W) are well conditioned (see the module docstring)."""
     dtype = getattr(torch, case.dtype)
@@ -330,6 +350,7 @@ def _conditioned(case: Case, ref: _Run, ensemble: list, limit: torch.Tensor, kw:
         spread[:, channels] = torch.maximum(spread[:, channels], diff[:, channels])
     ok = torch.isfinite(ref.out) & (spread <= limit / 4)
     ok &= ~_near_degenerate_faces(case, ref.leaves["fv"].detach(), h, w)[:, None]
+    ok &= ~_on_an_edge(case, ref.leaves["fv"].detach(), h, w)[:, None]
     if kw["aggr_func_rgb"] == "softmax" and ref.out.numel() and len(case.fv[0]):
         z_max = min(float(ref.leaves["fv"][..., 2].detach().abs().max()), kw["far"])
         zn_err = 4 * torch.finfo(dtype).eps * (kw["far"] + 3 * z_max) / (kw["far"] - kw["near"]) / kw["gamma_val"]

@@ -80,7 +80,8 @@ S_INVZ = 18  # 1 / z of the three corners
 S_INVLEN = 21  # 1 / |edge|^2 of edges 01, 12, 20
 S_FRONT = 24  # 1.0 if front-facing
 S_XY = 25  # x0, y0, x1, y1, x2, y2
-NS = 31
+S_KLINE = 31  # det^2 / |edge opposite corner i|^2: inside, d^2 = min_i w_i^2 k_i (see _dist2)
+NS = 34
 
 # Compile-time mode codes: the index of the name in conventions' tables.
 DIST_EUCLIDEAN, DIST_BARYCENTRIC, DIST_HARD = (_code("dist_func", n) for n in ("euclidean", "barycentric", "hard"))
@@ -141,14 +142,19 @@ class Modes(NamedTuple):
 
 
 @ti.func
+def _clamped_det(x0, y0, x1, y1, x2, y2):
+    """The barycentric determinant, kept at least DET_EPS from 0 (conventions.py, Guards)."""
+    det_raw = (y1 - y2) * (x0 - x2) + (x2 - x1) * (y0 - y2)
+    return ti.select(det_raw >= 0, ti.max(det_raw, DET_EPS), ti.min(det_raw, -DET_EPS))
+
+
+@ti.func
 def _face_terms(x0, y0, x1, y1, x2, y2, z0, z1, z2, real: ti.template()):
     """Per-face quantities every fragment of the face uses (differentiable). Edges shorter than
     sqrt(EDGE2_MIN) count as points: 1/|e|^2 stays finite and so does its derivative
     (-1/|e|^4: 1e32 for float32's floor of 1e-16)."""
     floor = ti.static(EDGE2_MIN_F64 if real == ti.f64 else EDGE2_MIN_F32)
-    det_raw = (y1 - y2) * (x0 - x2) + (x2 - x1) * (y0 - y2)
-    det = ti.select(det_raw >= 0, ti.max(det_raw, DET_EPS), ti.min(det_raw, -DET_EPS))
-    idet = 1.0 / det
+    idet = 1.0 / _clamped_det(x0, y0, x1, y1, x2, y2)
     a0, b0 = (y1 - y2) * idet, (x2 - x1) * idet
     a1, b1 = (y2 - y0) * idet, (x0 - x2) * idet
     l01 = 1.0 / ti.max((x1 - x0) ** 2 + (y1 - y0) ** 2, floor)
@@ -183,20 +189,39 @@ def _pixel_xy(f: ti.template(), col, row):
 
 
 @ti.func
-def _dist2(px, py, x0, y0, x1, y1, x2, y2, l01, l12, l20, w0, w1, w2, dist: ti.template()):
-    """Squared distance of the pixel to the triangle's boundary (or min barycentric squared)."""
+def _seg_min(px, py, x0, y0, x1, y1, x2, y2, l01, l12, l20):
+    return ti.min(
+        _seg_dist2(px, py, x0, y0, x1, y1, l01), _seg_dist2(px, py, x1, y1, x2, y2, l12), _seg_dist2(px, py, x2, y2, x0, y0, l20)
+    )
+
+
+@ti.func
+def _dist2(px, py, x0, y0, x1, y1, x2, y2, l01, l12, l20, w0, w1, w2, lines, dist: ti.template()):
+    """Squared distance of the pixel to the triangle's boundary (or min barycentric squared).
+
+    ``lines``: forward-only passes give (k0, k1, k2), k_i = det^2 / |edge opposite i|^2 (k0 < 0 when
+    the determinant was clamped), so that inside the triangle d^2 = min_i w_i^2 k_i (the nearest edge's perpendicular foot lies on it)
+    costs three products instead of three segment projections; differentiable passes give ()
+    and always project (a branch there would cost the reverse pass a stack)."""
     if ti.static(dist == DIST_BARYCENTRIC):
         return ti.min(w0, w1, w2) ** 2
     elif ti.static(dist == DIST_EUCLIDEAN):
-        return ti.min(
-            _seg_dist2(px, py, x0, y0, x1, y1, l01), _seg_dist2(px, py, x1, y1, x2, y2, l12), _seg_dist2(px, py, x2, y2, x0, y0, l20)
-        )
+        if ti.static(len(lines) == 0):
+            return _seg_min(px, py, x0, y0, x1, y1, x2, y2, l01, l12, l20)
+        else:
+            d = 0.0 * px
+            if w0 > 0 and w1 > 0 and w2 > 0 and lines[0] >= 0:
+                d = ti.min(w0 * w0 * lines[0], w1 * w1 * lines[1], w2 * w2 * lines[2])
+            else:
+                d = _seg_min(px, py, x0, y0, x1, y1, x2, y2, l01, l12, l20)
+            return d
     else:
         return 0.0 * px
 
 
 @ti.func
-def _fragment(px, py, x0, y0, x1, y1, x2, y2, a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20, thr, dist: ti.template()):
+def _fragment(px, py, x0, y0, x1, y1, x2, y2, a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20, thr, lines: ti.template(),
+              dist: ti.template()):
     """One (pixel, face) pair inside the face's grown box (conventions.py): keep (takes part), inside,
     the signed squared distance sd2 = delta d^2, the clipped barycentrics c0..c2 and the
     perspective-correct depth zp. Single-assignment throughout (docs/design.md, autodiff rules)."""
@@ -204,7 +229,7 @@ def _fragment(px, py, x0, y0, x1, y1, x2, y2, a0, b0, a1, b1, iz0, iz1, iz2, l01
     w1 = a1 * (px - x2) + b1 * (py - y2)
     w2 = 1.0 - w0 - w1
     inside = w0 > 0 and w1 > 0 and w2 > 0
-    d2 = _dist2(px, py, x0, y0, x1, y1, x2, y2, l01, l12, l20, w0, w1, w2, dist)
+    d2 = _dist2(px, py, x0, y0, x1, y1, x2, y2, l01, l12, l20, w0, w1, w2, lines, dist)
     keep = inside or (dist != DIST_HARD and d2 < thr)
     u0, u1, u2 = ti.min(ti.max(w0, 0.0), 1.0), ti.min(ti.max(w1, 0.0), 1.0), ti.min(ti.max(w2, 0.0), 1.0)
     inv_usum = 1.0 / ti.max(u0 + u1 + u2, BARY_SUM_EPS)
@@ -324,7 +349,7 @@ def _stored_fragment(f: ti.template(), fb, px, py, dist: ti.template()):
         px, py, s[fb, S_XY], s[fb, S_XY + 1], s[fb, S_XY + 2], s[fb, S_XY + 3], s[fb, S_XY + 4], s[fb, S_XY + 5],
         s[fb, S_BARY], s[fb, S_BARY + 1], s[fb, S_BARY + 2], s[fb, S_BARY + 3],
         s[fb, S_INVZ], s[fb, S_INVZ + 1], s[fb, S_INVZ + 2], s[fb, S_INVLEN], s[fb, S_INVLEN + 1], s[fb, S_INVLEN + 2],
-        f.prm[P_THR], dist,
+        f.prm[P_THR], (s[fb, S_KLINE], s[fb, S_KLINE + 1], s[fb, S_KLINE + 2]), dist,
     )
 
 
@@ -386,6 +411,10 @@ def setup(f: ti.template(), cnt: ti.template(), n: ti.i32):
             iz0, iz1, iz2 = 1.0, 1.0, 1.0
         fs[i, S_INVZ], fs[i, S_INVZ + 1], fs[i, S_INVZ + 2] = iz0, iz1, iz2
         fs[i, S_INVLEN], fs[i, S_INVLEN + 1], fs[i, S_INVLEN + 2] = l01, l12, l20
+        det = _clamped_det(x0, y0, x1, y1, x2, y2)
+        exact = ti.abs(det) > DET_EPS  # a clamped determinant scales the barycentrics: no shortcut
+        fs[i, S_KLINE] = ti.select(exact, det * det * l12, -1.0)
+        fs[i, S_KLINE + 1], fs[i, S_KLINE + 2] = det * det * l20, det * det * l01
         fs[i, S_XY], fs[i, S_XY + 1], fs[i, S_XY + 2], fs[i, S_XY + 3], fs[i, S_XY + 4], fs[i, S_XY + 5] = x0, y0, x1, y1, x2, y2
         fs[i, S_FRONT] = ti.select((y2 - y0) * (x1 - x0) < (y1 - y0) * (x2 - x0), 1.0, 0.0)
 
@@ -476,7 +505,7 @@ def _accumulate_fragment(f: ti.template(), m: ti.template(), b, fi, fb, row, col
     x0, y0, x1, y1, x2, y2, z0, z1, z2 = _corners(f.fv, fb)
     a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20 = _face_terms(x0, y0, x1, y1, x2, y2, z0, z1, z2, f.fv.dtype)
     keep, inside, sd2, c0, c1, c2, zp = _fragment(
-        px, py, x0, y0, x1, y1, x2, y2, a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20, prm[P_THR], m.dist
+        px, py, x0, y0, x1, y1, x2, y2, a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20, prm[P_THR], (), m.dist
     )
     xs = ti.select(keep, sd2 / prm[P_SIGMA], 0.0)
     D = _coverage(xs, inside, m.dist)
@@ -595,7 +624,7 @@ def auxiliary(f: ti.template(), m: ti.template(), n: ti.i32):
             x0, y0, x1, y1, x2, y2, z0, z1, z2 = _corners(fv, fb)
             a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20 = _face_terms(x0, y0, x1, y1, x2, y2, z0, z1, z2, f.fv.dtype)
             keep, inside, sd2, c0, c1, c2, zp = _fragment(
-                px, py, x0, y0, x1, y1, x2, y2, a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20, f.prm[P_THR], DIST_HARD
+                px, py, x0, y0, x1, y1, x2, y2, a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20, f.prm[P_THR], (), DIST_HARD
             )
             q0, q1, q2 = c0 * iz0 * zp, c1 * iz1 * zp, c2 * iz2 * zp
             aux[p, 0], aux[p, 1], aux[p, 2] = q0, q1, q2
