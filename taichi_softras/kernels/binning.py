@@ -85,8 +85,10 @@ def emit(
 
 
 @ti.kernel
-def histogram(key: ti.template(), n_pairs: ti.i32, cnt: ti.template()):
-    """cnt[c] += number of pairs in cell c (``cnt`` zeroed before)."""
+def histogram(key: ti.template(), n_pairs: ti.i32, cnt: ti.template(), n_cells: ti.i32):
+    """cnt[c] = number of pairs in cell c (zeroed first: top-level loops run in order)."""
+    for c in range(n_cells):
+        cnt[c] = 0
     for q in range(n_pairs):
         ti.atomic_add(cnt[key[q]], 1)
 
@@ -96,7 +98,10 @@ def scatter(
     key: ti.template(), item: ti.template(), n_pairs: ti.i32, off: ti.template(), fill: ti.template(),
     lst: ti.template(), cell: ti.template(), serial: ti.template(),
 ):
-    """Place each pair in its cell's list (``fill`` zeroed before). ``serial`` keeps the item order."""
+    """Place each pair in its cell's list (``fill``: per-cell cursors, zeroed first). ``serial`` keeps
+    the item order."""
+    for c in range(fill.shape[0]):
+        fill[c] = 0
     ti.loop_config(serialize=serial)
     for q in range(n_pairs):
         c = key[q]

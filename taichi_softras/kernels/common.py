@@ -47,3 +47,23 @@ def load_image(img: ti.types.ndarray(), out: ti.template(), P: ti.i32, c0: ti.i3
     """out[b*P + p, c0 + c] <- img (B, C, P)."""
     for b, c, p in ti.ndrange(img.shape[0], img.shape[1], P):
         out[b * P + p, c0 + c] = img[b, c, p]
+
+
+@ti.kernel
+def store_rgba_depth(out: ti.template(), img: ti.types.ndarray(), depth: ti.types.ndarray(), P: ti.i32):
+    """img (B, 4, P) <- out[b*P + p, 0:4], depth (B, 1, P) <- out[b*P + p, 4] (one launch)."""
+    for b, c, p in ti.ndrange(img.shape[0], 5, P):
+        if c < 4:
+            img[b, c, p] = out[b * P + p, c]
+        else:
+            depth[b, 0, p] = out[b * P + p, 4]
+
+
+@ti.kernel
+def load_rgba_depth(img: ti.types.ndarray(), depth: ti.types.ndarray(), out: ti.template(), P: ti.i32):
+    """out[b*P + p, 0:5] <- img (B, 4, P), depth (B, 1, P) (one launch)."""
+    for b, c, p in ti.ndrange(img.shape[0], 5, P):
+        if c < 4:
+            out[b * P + p, c] = img[b, c, p]
+        else:
+            out[b * P + p, 4] = depth[b, 0, p]

@@ -33,7 +33,6 @@ def bin_items(pool: FieldPool, box, n_items: int, per_batch: int, grid: tuple[in
     import taichi as ti
 
     from ..kernels import binning as K
-    from ..kernels.common import zero
 
     gx, gy, gz = grid
     cells = gx * gy * gz
@@ -53,16 +52,13 @@ def bin_items(pool: FieldPool, box, n_items: int, per_batch: int, grid: tuple[in
     if n_pairs:
         K.emit(box, ioff, n_items, per_batch, gx, gy, cells, key, item)
     ccnt = pool.get("bin_cell_count", i32, max(n_cells, 1))
-    zero(ccnt, n_cells)
-    if n_pairs:
-        K.histogram(key, n_pairs, ccnt)
+    K.histogram(key, n_pairs, ccnt, n_cells)
     off = pool.get("bin_cell_off", i32, n_cells + 1)
     K.exclusive_scan(ccnt, off, part, n_cells, n_cells // K.SCAN_BLOCK + 1)
     lst = pool.get("bin_list", i32, max(n_pairs, 1))
     cell = pool.get("bin_cell", i32, max(n_pairs, 1))
     if n_pairs:
         fill = pool.get("bin_fill", i32, max(n_cells, 1))
-        zero(fill, n_cells)
         K.scatter(key, item, n_pairs, off, fill, lst, cell, serial)
         if not serial:
             K.sort_lists(off, lst, n_cells)
