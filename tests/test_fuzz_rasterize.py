@@ -337,7 +337,11 @@ def _on_an_edge(case: Case, fv64: torch.Tensor, h: int, w: int) -> torch.Tensor:
     w0, w1 = (n0 + m0) / det, (n1 + m1) / det
     err = eps * (1 + w0.abs() + w1.abs() + (n0.abs() + m0.abs() + n1.abs() + m1.abs()) / det.abs())
     near = (w0.abs() <= err) | (w1.abs() <= err) | ((1 - w0 - w1).abs() <= err)  # (B, F, P)
-    return near.any(1).reshape(fv64.shape[0], h, w)
+    r = C.dist_threshold(case.kw["sigma_val"], C.DIST_EPS) ** 0.5 * 1.01
+    xx, yy = torch.cat(x, -1), torch.cat(y, -1)  # (B, F, 3)
+    in_box = ((px >= xx.amin(-1, keepdim=True) - r) & (px <= xx.amax(-1, keepdim=True) + r)
+              & (py >= yy.amin(-1, keepdim=True) - r) & (py <= yy.amax(-1, keepdim=True) + r))  # only these faces count
+    return (near & in_box).any(1).reshape(fv64.shape[0], h, w)
 
 
 def _conditioned(case: Case, ref: _Run, ensemble: list, limit: torch.Tensor, kw: dict) -> torch.Tensor:

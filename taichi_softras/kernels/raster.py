@@ -529,12 +529,7 @@ def _accumulate_fragment(f: ti.template(), m: ti.template(), b, fi, fb, row, col
         f.acc[p, 3] += w * zp
         for ch in ti.static(range(3)):
             f.acc[p, 4 + ch] += w * _texel(f, fb, b, c0, c1, c2, ch, m)
-    else:
-        chosen = colours and fi == f.psel[p]
-        f.acc[p, 2] += ti.select(chosen, 1.0, 0.0)
-        f.acc[p, 3] += ti.select(chosen, zp, 0.0)
-        for ch in ti.static(range(3)):
-            f.acc[p, 4 + ch] += ti.select(chosen, _texel(f, fb, b, c0, c1, c2, ch, m), 0.0)
+    # Hard colours: the one chosen face per pixel is accumulated by ``accumulate_chosen``.
 
 
 @ti.kernel
@@ -555,6 +550,28 @@ def accumulate(f: ti.template(), t: ti.template(), m: ti.template(), n_pairs: ti
             take = _stored_fragment(f, fb, px, py, m.dist)[0]
         if take:
             _accumulate_fragment(f, m, b, fi, fb, row, col, px, py)
+
+
+@ti.kernel
+def accumulate_chosen(f: ti.template(), m: ti.template(), n: ti.i32):
+    """Hard colours: the colour and depth of each pixel's chosen face (``psel``), the rest of the
+    sums of ``rasterize`` (``acc`` 2..6). O(B*H*W); run as ``accumulate_chosen.grad`` only."""
+    for p in range(n):
+        sel = f.psel[p]
+        if sel >= 0:
+            F, H, W = f.dims[D_F], f.dims[D_H], f.dims[D_W]
+            b, pix = p // (H * W), p % (H * W)
+            px, py = _pixel_xy(f, pix % W, pix // W)
+            fb = b * F + sel
+            x0, y0, x1, y1, x2, y2, z0, z1, z2 = _corners(f.fv, fb)
+            a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20 = _face_terms(x0, y0, x1, y1, x2, y2, z0, z1, z2, f.fv.dtype)
+            keep, inside, sd2, c0, c1, c2, zp = _fragment(
+                px, py, x0, y0, x1, y1, x2, y2, a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20, f.prm[P_THR], (), DIST_HARD
+            )
+            f.acc[p, 2] += 1.0
+            f.acc[p, 3] += zp
+            for ch in ti.static(range(3)):
+                f.acc[p, 4 + ch] += _texel(f, fb, b, c0, c1, c2, ch, m)
 
 
 @ti.func

@@ -192,6 +192,8 @@ class Engine:
             K.compose_groups.grad(f, m, B * P, x.groups)
         if self._n_pairs:
             K.accumulate.grad(f, lists, m, self._n_pairs)
+        if s.aggr_func_rgb == "hard":
+            K.accumulate_chosen.grad(f, m, B * P)
         out = {}
         for n in diff:
             g = torch.empty_like(ins[n])
