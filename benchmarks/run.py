@@ -1,6 +1,6 @@
 """Issue-7 benchmark harness: taichi_softras vs PyTorch3D and the dense reference, in one run.
 
-    python -m benchmarks.run [--device cpu|cuda] [--quick] [--out results.json] [--fig results.png] [--profile]
+    python -m benchmarks.run [--device cpu|cuda|vulkan] [--quick] [--out results.json] [--fig results.png] [--profile]
                              [--only REGEX]
 
 Prints markdown tables (and the device / versions they were measured with), writes every number to
@@ -396,7 +396,8 @@ def _git_state() -> str:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "vulkan"),
+                   help="Taichi backend; 'vulkan' takes CPU tensors (host copies around each kernel)")
     p.add_argument("--quick", action="store_true", help="a small subset (< 2 min on 2 idle cores)")
     p.add_argument("--out", default="benchmark_results.json", help="JSON output path")
     p.add_argument("--fig", default=None, help="figure path (default: --out with .png)")
@@ -408,7 +409,9 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     if a.profile:
         os.environ["TI_KERNEL_PROFILER"] = "1"  # read by ti.init, which runs lazily at the first op
-    dev = torch.device(a.device)
+    if a.device == "vulkan":
+        sr.runtime.use("vulkan")
+    dev = torch.device("cpu" if a.device == "vulkan" else a.device)
     t0 = time.perf_counter()
     p3d = peer_pytorch3d.available()
     if p3d is None:
@@ -434,7 +437,7 @@ def main(argv=None) -> None:
     with open("/proc/loadavg") as fh:
         load1 = " ".join(fh.read().split()[:3])
     meta = dict(
-        device=a.device, device_desc=common.machine(dev), pytorch3d=p3d, torch=torch.__version__,
+        device=a.device, device_desc=common.machine(dev) + (", Taichi vulkan backend" if a.device == "vulkan" else ""), pytorch3d=p3d, torch=torch.__version__,
         taichi=".".join(map(str, __import__("taichi").__version__)), torch_threads=torch.get_num_threads(),
         omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"), quick=a.quick,
         offline_cache=os.environ.get("TAICHI_SOFTRAS_OFFLINE_CACHE", "1"), kernel_profiler=a.profile,

@@ -173,7 +173,9 @@ def _seg_dist2(px, py, ax, ay, bx, by, inv_len2):
     u = (qx * ex + qy * ey) * inv_len2
     cross = ex * qy - ey * qx
     rx, ry = px - bx, py - by
-    return ti.select(u <= 0.0, qx * qx + qy * qy, ti.select(u >= 1.0, rx * rx + ry * ry, cross * cross * inv_len2))
+    # An edge shorter than the floor of _face_terms (its 1/|e|^2 clamped: the product is < 1) is a point.
+    point = inv_len2 * (ex * ex + ey * ey) < 0.5
+    return ti.select(u <= 0.0 or point, qx * qx + qy * qy, ti.select(u >= 1.0, rx * rx + ry * ry, cross * cross * inv_len2))
 
 
 @ti.func
