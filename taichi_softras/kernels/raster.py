@@ -519,8 +519,8 @@ def _accumulate_fragment(f: ti.template(), m: ti.template(), b, fi, fb, row, col
             f.accg[p, f.grp[fb]] += ti.select(keep, -_softplus(xs), 0.0)
         else:
             f.accg[p, f.grp[fb]] += ti.select(keep, D, 0.0)
-    colours = keep and _colours(f.fs[fb, S_FRONT] > 0.5, zp, prm, m.fill_back)
     if ti.static(m.rgb == RGB_SOFTMAX):
+        colours = keep and _colours(f.fs[fb, S_FRONT] > 0.5, zp, prm, m.fill_back)
         zn = (prm[P_FAR] - zp) / (prm[P_FAR] - prm[P_NEAR])
         # zn <= m up to rounding (the forward read the stored setup, this pass recomputes it, so the
         # max fragment may land a few ulps above m: its gradient must survive). The bound only keeps
