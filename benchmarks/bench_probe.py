@@ -5,7 +5,7 @@ anchors, forward + backward, against the dense reference.
 
 Anchors are uniform in the unit cube seen by SoftRas's default camera (distance 2.732, elevation
 30, viewing angle 30); the support radius is scaled with the anchor spacing so each ray probes
-about the same number of anchors at every N. Sets OMP_WAIT_POLICY=PASSIVE unless set (DESIGN.md §3).
+about the same number of anchors at every N. Sets OMP_WAIT_POLICY=PASSIVE unless set (docs/design.md).
 """
 
 from __future__ import annotations
