@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restarts", type=cli.positive_int, default=3, help="starts per pose; the lowest image loss is kept")
     p.add_argument("--iterations", type=cli.positive_int, default=150, help="gradient steps per start")
     p.add_argument("--max-angle", type=cli.positive_float, default=60.0, help="largest target rotation from the start, degrees")
-    p.add_argument("--max-shift", type=float, default=0.2, help="largest target translation per axis, world units")
+    p.add_argument("--max-shift", type=cli.nonnegative_float, default=0.2, help="largest target translation per axis, world units")
     p.add_argument("--lr", type=cli.positive_float, default=0.03, help="Adam learning rate")
     p.add_argument("--rotation", choices=ROTATIONS, default="axis-angle", help="rotation parameters to fit")
     return p
