@@ -348,7 +348,8 @@ def save_figure(path, state: dict, scene: GradientScene, args: argparse.Namespac
     axes[2].set_title(f"-dL/dv projected, {int(m.sum())} vertices")
     heat_top = max(float(state["heat"].max()), 1e-30)
     im = axes[3].imshow(np.maximum(state["heat"], SHARE_DECADES * heat_top), cmap="inferno", norm=LogNorm(SHARE_DECADES * heat_top, heat_top))
-    axes[3].plot(*state["start"][state["vertex"]], "c+", ms=12)
+    axes[3].plot(*state["start"][state["vertex"]], "c+", ms=12, ls="none", label=f"vertex {state['vertex']}")
+    axes[3].legend(loc="upper right", fontsize=8)
     fig.colorbar(im, ax=axes[3], fraction=0.046, label="|dL_pixel/dv|")
     axes[3].set_title(f"pixels' share of vertex {state['vertex']}'s gradient")
     for ax in axes:

@@ -177,7 +177,7 @@ def main(args: argparse.Namespace) -> None:
     images.save_gif(out / "fit.gif", frames, fps=10)
     plots.image_grid(
         out / "fit_final.png", [first_fit],
-        f"pose 1 fitted: rotation error {first_error[0]:.2f}°, translation error {first_error[1]:.4f}",
+        f"pose 1 fitted: rotation error {first_error[0]:.2f}°, translation error {first_error[1]:.4f} world units",
         col_labels=["target", "fit (best start)", "|fit - target| (RGB)"], panel_inches=2.2,
     )
     first = {k.split(", ")[1]: v for k, v in curves.items() if k.startswith("pose 1,")}
