@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rays", type=cli.positive_int, default=1024, help="rays per view and step")
     p.add_argument("--anchors", type=cli.positive_int, default=8192, help="anchors per step")
     p.add_argument("--radius", type=cli.positive_float, default=0.025, help="anchor support radius, world units")
-    p.add_argument("--lam", type=float, default=0.05, help="weight of the geometric regularizer")
+    p.add_argument("--lam", type=cli.nonnegative_float, default=0.05, help="weight of the geometric regularizer")
     p.add_argument("--lr", type=cli.positive_float, default=2e-3, help="Adam learning rate")
     p.add_argument("--resolution", type=cli.positive_int, default=32, help="voxel grid side for the IoU")
     p.add_argument("--mesh-resolution", type=cli.positive_int, default=64, help="marching cubes grid side")

@@ -28,7 +28,7 @@ SUCCESS_DEG = 5.0
 def build_parser() -> argparse.ArgumentParser:
     p = cli.make_parser("pose_nonrigid", __doc__, image_size=64, sigma=1e-5, gamma=1e-4)
     p.add_argument("--bones", type=cli.positive_int, default=3, help="bones in the chain, at least 3")
-    p.add_argument("--angles", type=float, nargs="+", default=[35.0, -40.0, 45.0], help="target joint angles, degrees, one per bone")
+    p.add_argument("--angles", type=cli.finite_float, nargs="+", default=[35.0, -40.0, 45.0], help="target joint angles, degrees, one per bone")
     p.add_argument("--views", type=cli.positive_int, default=4, help="target cameras around the chain")
     p.add_argument("--iterations", type=cli.positive_int, default=150, help="optimization steps")
     p.add_argument("--lr", type=cli.positive_float, default=0.03, help="Adam learning rate")

@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restarts", type=cli.positive_int, default=3, help="starts per pose; the lowest image loss is kept")
     p.add_argument("--iterations", type=cli.positive_int, default=150, help="gradient steps per start")
     p.add_argument("--max-angle", type=cli.positive_float, default=60.0, help="largest target rotation from the start, degrees")
-    p.add_argument("--max-shift", type=float, default=0.2, help="largest target translation per axis, world units")
+    p.add_argument("--max-shift", type=cli.nonnegative_float, default=0.2, help="largest target translation per axis, world units")
     p.add_argument("--lr", type=cli.positive_float, default=0.03, help="Adam learning rate")
     p.add_argument("--rotation", choices=ROTATIONS, default="axis-angle", help="rotation parameters to fit")
     return p
@@ -177,7 +177,7 @@ def main(args: argparse.Namespace) -> None:
     images.save_gif(out / "fit.gif", frames, fps=10)
     plots.image_grid(
         out / "fit_final.png", [first_fit],
-        f"pose 1 fitted: rotation error {first_error[0]:.2f}°, translation error {first_error[1]:.4f}",
+        f"pose 1 fitted: rotation error {first_error[0]:.2f}°, translation error {first_error[1]:.4f} world units",
         col_labels=["target", "fit (best start)", "|fit - target| (RGB)"], panel_inches=2.2,
     )
     first = {k.split(", ")[1]: v for k, v in curves.items() if k.startswith("pose 1,")}

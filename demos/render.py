@@ -36,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mesh", type=str, default=str(DATA_DIR / "spot" / "spot_triangulated.obj"), help="OBJ file to render")
     p.add_argument("--texture-res", type=cli.positive_int, default=5, help="texels per face side")
     p.add_argument("--distance", type=cli.positive_float, default=2.732, help="camera distance, world units")
-    p.add_argument("--elevation", type=float, default=30.0, help="camera elevation, degrees")
-    p.add_argument("--azimuth", type=float, default=45.0, help="camera azimuth (of the sweep and the window's start), degrees")
+    p.add_argument("--elevation", type=cli.finite_float, default=30.0, help="camera elevation, degrees")
+    p.add_argument("--azimuth", type=cli.finite_float, default=45.0, help="camera azimuth (of the sweep and the window's start), degrees")
     p.add_argument("--views", type=cli.positive_int, default=36, help="turntable frames")
     p.add_argument("--aggregate", choices=AGGREGATES, default="softmax", help="colour aggregation")
     return p

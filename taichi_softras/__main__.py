@@ -67,13 +67,13 @@ def render_png(mesh_path, out, image_size=512, azimuth=-45.0, elevation=30.0, di
     return image
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     import taichi_softras as sr
 
     positive = _number(float, "a positive number", lambda v: v > 0)
     count = _number(int, "a positive integer", lambda v: v > 0)
     angle = _number(float, "a number of degrees")
-    p = _Parser(prog=PROG, description=__doc__, formatter_class=_HelpFormatter)
+    p = _Parser(prog=prog, description=__doc__, formatter_class=_HelpFormatter)
     p.add_argument("--mesh", type=pathlib.Path, default=sr.DATA_DIR / "spot" / "spot_triangulated.obj",
                    help="OBJ file to render (its MTL's map_Kd texture is used when present)")
     p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("spot.png"), help="PNG file to write")
@@ -98,12 +98,13 @@ def _check_paths(a: argparse.Namespace) -> None:
         raise _UserError(f"--out {a.out}: the folder {a.out.parent} does not exist")
 
 
-def main(argv=None) -> int:
-    """The command line; returns the exit status (0, or 2 after a one-line ``error:`` on stderr)."""
+def main(argv=None, prog: str = PROG) -> int:
+    """The command line; returns the exit status (0, or 2 after a one-line ``error:`` on stderr).
+    ``prog`` names the command in the usage and error lines (``taichi-softras render`` runs this too)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
     try:
-        a = build_parser().parse_args(argv)
+        a = build_parser(prog).parse_args(argv)
         _check_paths(a)
         start = time.perf_counter()
         try:
@@ -116,7 +117,7 @@ def main(argv=None) -> int:
     except _UserError as e:
         if debug:
             raise
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - start
     coverage = float((image[..., 3] > 127).mean())

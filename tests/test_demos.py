@@ -242,6 +242,12 @@ BAD_ARGS = [
     ("pose_nonrigid", ["--angles", "10", "20"], "--angles"),
     ("pose_nonrigid", ["--bones", "2", "--angles", "1", "2"], "--bones"),
     ("pose_nonrigid", ["--out", "/proc/no/such/folder"], "--out"),
+    ("pose_nonrigid", ["--angles", "10", "nan", "20"], "argument --angles: expected a finite number, got 'nan'"),
+    ("render", ["--elevation", "inf"], "argument --elevation: expected a finite number"),
+    ("gradients", ["--azimuth", "east"], "argument --azimuth: expected a finite number"),
+    ("pose_rigid", ["--max-shift", "-0.1"], "argument --max-shift: expected a number >= 0"),
+    ("implicit_fit", ["--lam", "-1"], "argument --lam: expected a number >= 0"),
+    ("implicit_fit", ["--shape", "cube"], "argument --shape: invalid choice: 'cube'"),
 ]
 
 
