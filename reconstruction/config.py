@@ -73,9 +73,14 @@ class TrainConfig:
     @classmethod
     def load(cls, run_dir: str | pathlib.Path) -> "TrainConfig":
         path = pathlib.Path(run_dir) / "config.json"
+        if not pathlib.Path(run_dir).is_dir():
+            raise FileNotFoundError(f"run directory {run_dir} does not exist")
         if not path.is_file():
             raise FileNotFoundError(f"no config.json in run directory {run_dir}")
-        return cls.from_dict(json.loads(path.read_text()))
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: not a valid run config ({exc})") from None
 
     def save(self, run_dir: str | pathlib.Path) -> None:
         path = pathlib.Path(run_dir)

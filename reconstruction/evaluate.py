@@ -8,7 +8,6 @@ predicted silhouettes), and prints the table.
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 
 import numpy as np
@@ -20,6 +19,7 @@ from taichi_softras.geometry import face_vertices
 from taichi_softras.voxelization import voxelization
 
 from . import datasets as D
+from .cli import Parser, run as run_cli
 from .checkpoint import FILENAME, load_checkpoint
 from .config import TrainConfig
 from .models import ImplicitModel, MeshModel, build_model
@@ -198,10 +198,10 @@ def prediction_figure(model: torch.nn.Module, data: D.ShapeNetSplit, path: pathl
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> str:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def _main(argv: list[str]) -> str:
+    p = Parser(prog="reconstruction.evaluate", description=__doc__)
     p.add_argument("--run", required=True, help="training run directory (config.json + checkpoint.pt)")
-    p.add_argument("--split", default="test", choices=D.SPLITS)
+    p.add_argument("--split", default="test", choices=D.SPLITS, help="dataset split to evaluate on")
     p.add_argument("--data", default=None, help="dataset directory (default: the run's)")
     args = p.parse_args(argv)
     run = pathlib.Path(args.run)
@@ -231,7 +231,13 @@ def main(argv: list[str] | None = None) -> str:
     (run / f"eval_{args.split}.md").write_text(text)
     prediction_figure(model, test, run / f"predictions_{args.split}.png")
     print(text)
+    print(f"{ours}: mean {args.split} IoU {ious.mean().item():.4f} over {len(test)} shapes "
+          f"(table: {run / f'eval_{args.split}.md'})")
     return text
+
+
+def main(argv: list[str] | None = None) -> str:
+    return run_cli("reconstruction.evaluate", _main, argv)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ With ``--meshes``, real meshes in ShapeNetCore layout are rendered and voxelized
 
 from __future__ import annotations
 
-import argparse
 import zlib
 
 import numpy as np
@@ -20,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from . import datasets as D
+from .cli import Parser, UserError, run
 from .render import render
 from .shapes import Shape, random_shape
 from .voxels import cell_samples
@@ -74,32 +74,39 @@ def make_class(class_id: str, per_class: int, seed: int, progress: tqdm | None =
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def _main(argv: list[str]) -> None:
+    p = Parser(prog="reconstruction.make_dataset", description=__doc__)
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--per-class", type=int, default=40, help="shapes per class (all splits)")
+    p.add_argument("--per-class", type=int, default=40, help="synthetic shapes per class (all splits; >= 3)")
     p.add_argument("--classes", default="all", help="'all' or comma-separated class ids/names")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the synthetic shapes")
     p.add_argument("--meshes", help="build from the meshes in this ShapeNetCore-layout folder instead")
-    p.add_argument("--split", default="auto", help="with --meshes: auto (by model id, 70/10/20 %%), train, val or test")
+    p.add_argument("--split", default="auto", choices=("auto",) + D.SPLITS,
+                   help="with --meshes: auto (by model id, 70/10/20 %%) or put every model in one split")
     p.add_argument("--skip-bad", action="store_true", help="with --meshes: skip models that fail to load")
     args = p.parse_args(argv)
     if args.meshes is not None:
         from . import from_meshes
 
-        try:
-            summary = from_meshes.build(args.meshes, args.out, args.split, args.classes, args.skip_bad)
-        except ValueError as exc:
-            raise SystemExit(f"make_dataset: error: {exc}") from None
+        summary = from_meshes.build(args.meshes, args.out, args.split, args.classes, args.skip_bad)
         print(summary.line(args.out))
         return
     class_ids = D.parse_class_ids(args.classes)
-    split_counts(args.per_class)  # validate before any work
+    try:
+        counts = split_counts(args.per_class)  # validate before any work
+    except ValueError as exc:
+        raise UserError(f"--per-class {args.per_class}: must be >= 3 (one shape per split)") from exc
     with tqdm(total=len(class_ids) * args.per_class, desc="shapes", unit="shape") as bar:
         for cid in class_ids:
             bar.set_postfix_str(D.CLASS_NAMES[cid])
             for split, (images, voxels) in make_class(cid, args.per_class, args.seed, bar).items():
                 D.save_class_split(args.out, cid, split, images, voxels)
+    print(f"wrote {len(class_ids) * args.per_class} shapes ({len(class_ids)} classes x {args.per_class}: "
+          f"{counts[0]} train / {counts[1]} val / {counts[2]} test each) to {args.out}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    run("reconstruction.make_dataset", _main, argv)
 
 
 if __name__ == "__main__":
