@@ -31,10 +31,28 @@ VOXEL_SUBSAMPLES = 3
 RENDER_SIGMA = 1e-5
 
 
+def _cell_range(lo: float, hi: float) -> tuple[int, int]:
+    """Cells [i0, i1) along one axis whose span [(i - 16)/31, (i - 15)/31) meets [lo, hi]."""
+    i0 = int(np.clip(np.floor(lo * (D.VOXEL_SIZE - 1) + D.VOXEL_SIZE / 2), 0, D.VOXEL_SIZE))
+    i1 = int(np.clip(np.floor(hi * (D.VOXEL_SIZE - 1) + D.VOXEL_SIZE / 2) + 1, 0, D.VOXEL_SIZE))
+    return i0, i1
+
+
 def voxelize_shape(shape: Shape, samples: np.ndarray | None = None) -> np.ndarray:
-    """Bool ``(32, 32, 32)`` occupancy of ``shape`` in the stored NMR order."""
+    """Bool ``(32, 32, 32)`` occupancy of ``shape`` in the stored NMR order: a cell is full when any
+    of its sub-samples lies inside a part (each part tests only the cells its bounding box meets)."""
     samples = cell_samples(VOXEL_SUBSAMPLES) if samples is None else samples
-    return shape.contains(samples).any(-1)
+    occupancy = np.zeros(samples.shape[:3], bool)
+    n = D.VOXEL_SIZE
+    for part in shape.parts:
+        half = part.half_extent() * (1 + 1e-6) + 1e-6
+        (x0, x1), (y0, y1), (z0, z1) = (_cell_range(c - h, c + h) for c, h in zip(part.centre, half))
+        if x0 >= x1 or y0 >= y1 or z0 >= z1:
+            continue
+        # stored [a, b, c] is cell x = b, y = a, z = 31 - c
+        sl = (slice(y0, y1), slice(x0, x1), slice(n - z1, n - z0))
+        occupancy[sl] |= part.contains(samples[sl]).any(-1)
+    return occupancy
 
 
 def render_shape(shape: Shape) -> np.ndarray:

@@ -24,6 +24,7 @@ import threading
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
@@ -40,6 +41,7 @@ from .config import MODELS, TrainConfig
 from .evaluate import evaluate_split
 from .models import build_model
 from .render import render
+from .voxels import voxel_iou
 
 
 class MeshObjective:
@@ -57,8 +59,11 @@ class MeshObjective:
         vertices, faces, colours = net(img_a)
         both = lambda t: None if t is None else torch.cat((t, t))  # noqa: E731
         rgba = render(both(vertices), both(faces), torch.cat((view_a, view_b)), both(colours), lit=False,
-                      sigma_val=cfg.sigma_val, aggr_func_rgb="hard", dist_eps=1e-10)
+                      image_size=cfg.render_size, sigma_val=cfg.sigma_val, aggr_func_rgb="hard", dist_eps=1e-10)
         ra, rb = rgba.chunk(2)
+        if cfg.render_size != img_a.shape[-1]:  # targets at the render resolution (area average)
+            k = img_a.shape[-1] // cfg.render_size
+            img_a, img_b = F.avg_pool2d(img_a, k), F.avg_pool2d(img_b, k)
         terms = {
             "silhouette": iou_loss(ra[:, 3], img_a[:, 3]) + iou_loss(rb[:, 3], img_b[:, 3]),
             "laplacian": self.laplacian(vertices).mean(),
@@ -120,6 +125,37 @@ class ImplicitObjective:
         label = (sil.flatten(1).gather(1, pixels) > 0.5).to(probe.value.dtype)
         probing = silhouette_loss(probe.value, label, kind="bce")
         return {"probing": probing, "geometric": geo, "loss": probing + cfg.lambda_geometric * geo}
+
+
+class VoxelObjective:
+    """The 3D-supervised baseline's loss: binary cross-entropy of the voxel logits predicted from
+    view a against the true voxels (view b is unused)."""
+
+    def __init__(self, cfg: TrainConfig, data: D.ShapeNetSplit):
+        self.data = data
+
+    def __call__(self, net, img_a, img_b, view_a, view_b, generator, shape_idx) -> dict[str, torch.Tensor]:
+        logits = net(img_a)
+        target = self.data.voxels[shape_idx].to(logits)
+        bce = F.binary_cross_entropy_with_logits(logits, target)
+        return {"bce": bce, "loss": bce}
+
+
+@torch.no_grad()
+def calibrate_voxel_level(model: torch.nn.Module, data: D.ShapeNetSplit, max_shapes: int = 128) -> float:
+    """Set the voxel model's ``level`` to the probability threshold in {0.1, ..., 0.9} with the best
+    mean IoU on (up to ``max_shapes`` of) the training shapes; returns it."""
+    was_training = model.training
+    model.eval()
+    idx = torch.linspace(0, len(data) - 1, min(max_shapes, len(data))).long()
+    device = next(model.parameters()).device
+    probs = torch.cat([torch.sigmoid(model(data.views(chunk, chunk % D.NUM_VIEWS).to(device))).cpu()
+                       for chunk in idx.split(32)])
+    levels = torch.arange(1, 10) / 10
+    scores = [voxel_iou(probs > t, data.voxels[idx]).mean().item() for t in levels]
+    model.level.fill_(levels[int(torch.tensor(scores).argmax())].item())
+    model.train(was_training)
+    return model.level.item()
 
 
 def setup_distributed() -> tuple[int, int, torch.device]:
@@ -220,7 +256,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> torch.nn.Module:
         torch.set_rng_state(state["rng"]["torch"])
         if rank == 0:
             print(f"resumed from step {step} of {out} (training to step {cfg.steps})", file=sys.stderr)
-    objective = MeshObjective(cfg, model) if cfg.model == "mesh" else ImplicitObjective(cfg, model, data, rank)
+    objective = {"mesh": lambda: MeshObjective(cfg, model), "voxel": lambda: VoxelObjective(cfg, data),
+                 "implicit": lambda: ImplicitObjective(cfg, model, data, rank)}[cfg.model]()
     if cfg.model == "mesh":
         objective.laplacian.to(device), objective.flatten.to(device)
     net = DistributedDataParallel(model) if world > 1 else model
@@ -235,6 +272,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> torch.nn.Module:
 
     def checkpoint():
         if rank == 0:
+            if cfg.model == "voxel":
+                calibrate_voxel_level(model, data)
             save_checkpoint(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
                                         "rng": {"torch": torch.get_rng_state()}, "history": json.dumps(history),
                                         "config": cfg.to_json()})
@@ -283,7 +322,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> torch.nn.Module:
 
 #: --help text of each TrainConfig field.
 FIELD_HELP = {
-    "model": "mesh: SoftRas's deformed sphere; implicit: the NeurIPS'19 occupancy network",
+    "model": "mesh: SoftRas's deformed sphere; implicit: the NeurIPS'19 occupancy network; "
+             "voxel: the 3D-supervised baseline (same encoder, 3D deconvolution decoder, trained on voxels)",
+    "voxel_channels": "voxel: channels of the first 3D deconvolution",
+    "render_size": "mesh: side of the silhouettes its loss compares (64, or a divisor: targets average-pooled)",
     "data": "dataset directory in the NMR format (reconstruction.make_dataset writes one); "
             "required unless --resume",
     "out": "run directory: config.json, checkpoint.pt, log.jsonl, loss.png",

@@ -173,21 +173,23 @@ def test_cli_user_errors_are_one_line(data_dir, tmp_path, capsys):
         train.main(["--model", "mesh", *base, "--batch-size", "16", "--debug"])
     help_text = subprocess.run([sys.executable, "-m", "reconstruction.train", "--help"], capture_output=True,
                                text=True, cwd=REPO).stdout
-    assert "{mesh,implicit}" in help_text and "Adam learning rate (default: 0.0001)" in help_text.replace("\n", " ").replace("  ", " ")
+    assert "{mesh,implicit,voxel}" in help_text and "Adam learning rate (default: 0.0001)" in help_text.replace("\n", " ").replace("  ", " ")
 
 
 def test_implicit_training_steps_and_cli(data_dir, tmp_path, capsys):
     model = _run(_args(data_dir, tmp_path, model="implicit", steps=2))
     assert all(torch.isfinite(p).all() for p in model.parameters())
     text = evaluate.main(["--run", str(tmp_path)])
-    assert "ours: implicit" in text and "mean-voxel baseline" in text and "SoftRas (sil.)" in text
+    assert "ours: implicit (field)" in text and "ours: implicit (marching-cubes mesh)" in text
+    assert "baseline: per-class mean voxels" in text and "baseline: retrieval" in text
+    assert "SoftRas (sil.) [SoftRas paper" in text
     assert (tmp_path / "eval_test.md").exists() and (tmp_path / "predictions_test.png").exists()
 
 
 def test_evaluate_and_predict_cli(data_dir, tmp_path):
     _run(_args(data_dir, tmp_path, steps=2))
     text = evaluate.main(["--run", str(tmp_path)])
-    assert "| ours: mesh |" in text and "| car | chair |" in text.replace("method | ", "")
+    assert "| ours: mesh (SoftRas sil.) |" in text and "| car | chair |" in text.replace("method | ", "")
     im, _ = D.load_class_split(data_dir, "02958343", "test")
     png = tmp_path / "view.png"
     Image.fromarray(im[0, 3].transpose(1, 2, 0)).save(png)
