@@ -11,7 +11,7 @@ import json
 import pathlib
 from dataclasses import dataclass
 
-MODELS = ("mesh", "implicit")
+MODELS = ("mesh", "implicit", "voxel")
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,11 @@ class TrainConfig:
     num_rays: int = 1024  # per view
     probe_views: int = 2  # views probed per shape: a, b and probe_views - 2 more random ones
     lambda_geometric: float = 0.1
+    # voxel baseline (3D-supervised)
+    voxel_channels: int = 64
+    # silhouette resolution of the mesh model's loss (renders and targets; the dataset's 64 or a
+    # divisor of it, the targets average-pooled)
+    render_size: int = 64
     # bookkeeping
     val_every: int = 200
     val_shapes: int = 64
@@ -54,6 +59,8 @@ class TrainConfig:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
         if self.probe_views < 2:
             raise ValueError(f"probe_views must be >= 2 (views a and b), got {self.probe_views}")
+        if self.render_size < 1 or 64 % self.render_size:
+            raise ValueError(f"render_size must divide the dataset's image size 64, got {self.render_size}")
         if self.batch_size < 1 or self.steps < 0 or self.lr <= 0:
             raise ValueError(
                 f"batch_size >= 1, steps >= 0 and lr > 0 expected, got {self.batch_size}, {self.steps}, {self.lr}"
@@ -73,9 +80,14 @@ class TrainConfig:
     @classmethod
     def load(cls, run_dir: str | pathlib.Path) -> "TrainConfig":
         path = pathlib.Path(run_dir) / "config.json"
+        if not pathlib.Path(run_dir).is_dir():
+            raise FileNotFoundError(f"run directory {run_dir} does not exist")
         if not path.is_file():
             raise FileNotFoundError(f"no config.json in run directory {run_dir}")
-        return cls.from_dict(json.loads(path.read_text()))
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: not a valid run config ({exc})") from None
 
     def save(self, run_dir: str | pathlib.Path) -> None:
         path = pathlib.Path(run_dir)

@@ -12,7 +12,6 @@ With ``--meshes``, real meshes in ShapeNetCore layout are rendered and voxelized
 
 from __future__ import annotations
 
-import argparse
 import zlib
 
 import numpy as np
@@ -20,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from . import datasets as D
+from .cli import Parser, UserError, run
 from .render import render
 from .shapes import Shape, random_shape
 from .voxels import cell_samples
@@ -31,10 +31,28 @@ VOXEL_SUBSAMPLES = 3
 RENDER_SIGMA = 1e-5
 
 
+def _cell_range(lo: float, hi: float) -> tuple[int, int]:
+    """Cells [i0, i1) along one axis whose span [(i - 16)/31, (i - 15)/31) meets [lo, hi]."""
+    i0 = int(np.clip(np.floor(lo * (D.VOXEL_SIZE - 1) + D.VOXEL_SIZE / 2), 0, D.VOXEL_SIZE))
+    i1 = int(np.clip(np.floor(hi * (D.VOXEL_SIZE - 1) + D.VOXEL_SIZE / 2) + 1, 0, D.VOXEL_SIZE))
+    return i0, i1
+
+
 def voxelize_shape(shape: Shape, samples: np.ndarray | None = None) -> np.ndarray:
-    """Bool ``(32, 32, 32)`` occupancy of ``shape`` in the stored NMR order."""
+    """Bool ``(32, 32, 32)`` occupancy of ``shape`` in the stored NMR order: a cell is full when any
+    of its sub-samples lies inside a part (each part tests only the cells its bounding box meets)."""
     samples = cell_samples(VOXEL_SUBSAMPLES) if samples is None else samples
-    return shape.contains(samples).any(-1)
+    occupancy = np.zeros(samples.shape[:3], bool)
+    n = D.VOXEL_SIZE
+    for part in shape.parts:
+        half = part.half_extent() * (1 + 1e-6) + 1e-6
+        (x0, x1), (y0, y1), (z0, z1) = (_cell_range(c - h, c + h) for c, h in zip(part.centre, half))
+        if x0 >= x1 or y0 >= y1 or z0 >= z1:
+            continue
+        # stored [a, b, c] is cell x = b, y = a, z = 31 - c
+        sl = (slice(y0, y1), slice(x0, x1), slice(n - z1, n - z0))
+        occupancy[sl] |= part.contains(samples[sl]).any(-1)
+    return occupancy
 
 
 def render_shape(shape: Shape) -> np.ndarray:
@@ -74,32 +92,39 @@ def make_class(class_id: str, per_class: int, seed: int, progress: tqdm | None =
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def _main(argv: list[str]) -> None:
+    p = Parser(prog="reconstruction.make_dataset", description=__doc__)
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--per-class", type=int, default=40, help="shapes per class (all splits)")
+    p.add_argument("--per-class", type=int, default=40, help="synthetic shapes per class (all splits; >= 3)")
     p.add_argument("--classes", default="all", help="'all' or comma-separated class ids/names")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the synthetic shapes")
     p.add_argument("--meshes", help="build from the meshes in this ShapeNetCore-layout folder instead")
-    p.add_argument("--split", default="auto", help="with --meshes: auto (by model id, 70/10/20 %%), train, val or test")
+    p.add_argument("--split", default="auto", choices=("auto",) + D.SPLITS,
+                   help="with --meshes: auto (by model id, 70/10/20 %%) or put every model in one split")
     p.add_argument("--skip-bad", action="store_true", help="with --meshes: skip models that fail to load")
     args = p.parse_args(argv)
     if args.meshes is not None:
         from . import from_meshes
 
-        try:
-            summary = from_meshes.build(args.meshes, args.out, args.split, args.classes, args.skip_bad)
-        except ValueError as exc:
-            raise SystemExit(f"make_dataset: error: {exc}") from None
+        summary = from_meshes.build(args.meshes, args.out, args.split, args.classes, args.skip_bad)
         print(summary.line(args.out))
         return
     class_ids = D.parse_class_ids(args.classes)
-    split_counts(args.per_class)  # validate before any work
+    try:
+        counts = split_counts(args.per_class)  # validate before any work
+    except ValueError as exc:
+        raise UserError(f"--per-class {args.per_class}: must be >= 3 (one shape per split)") from exc
     with tqdm(total=len(class_ids) * args.per_class, desc="shapes", unit="shape") as bar:
         for cid in class_ids:
             bar.set_postfix_str(D.CLASS_NAMES[cid])
             for split, (images, voxels) in make_class(cid, args.per_class, args.seed, bar).items():
                 D.save_class_split(args.out, cid, split, images, voxels)
+    print(f"wrote {len(class_ids) * args.per_class} shapes ({len(class_ids)} classes x {args.per_class}: "
+          f"{counts[0]} train / {counts[1]} val / {counts[2]} test each) to {args.out}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    run("reconstruction.make_dataset", _main, argv)
 
 
 if __name__ == "__main__":

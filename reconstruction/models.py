@@ -4,6 +4,8 @@
   displacements and a centre, plus an optional colour generator ("full" variant).
 * :class:`ImplicitModel` (Liu et al., NeurIPS'19): the same encoder conditioning an occupancy MLP
   phi(p | image) in [0, 1].
+* :class:`VoxelModel`: the 3D-supervised "Voxel" baseline of SoftRas's table: the same encoder and a
+  3D deconvolution decoder trained on the true voxels.
 
 Both predict shapes in the canonical object frame of the dataset (the frame of its voxels).
 """
@@ -149,8 +151,37 @@ class ImplicitModel(nn.Module):
         return torch.sigmoid(self.out(h)[..., 0])
 
 
+class VoxelModel(nn.Module):
+    """The 3D-supervised baseline of SoftRas's table ("Voxel"): the same encoder, then a small 3D
+    deconvolution decoder: code -> FC -> ``(C, 4, 4, 4)`` -> three stride-2 transposed 3D convs ->
+    occupancy logits ``(B, 32, 32, 32)`` in the dataset's stored voxel order. Trained with binary
+    cross-entropy on the true voxels (the only model here that sees 3D data)."""
+
+    def __init__(self, widths=(64, 128, 256), hidden: int = 1024, code: int = 512, channels: int = 64):
+        super().__init__()
+        self.encoder = Encoder(widths, hidden, code)
+        self.channels = channels
+        # the probability above which a cell is predicted full: chosen on the training set at each
+        # checkpoint (reconstruction.train.calibrate_voxel_level)
+        self.register_buffer("level", torch.tensor(0.5))
+        self.fc = nn.Sequential(nn.Linear(code, channels * 4 ** 3), nn.ReLU(inplace=True))
+        c = channels
+        self.deconv = nn.Sequential(
+            nn.ConvTranspose3d(c, c // 2, 4, stride=2, padding=1), nn.BatchNorm3d(c // 2), nn.ReLU(inplace=True),
+            nn.ConvTranspose3d(c // 2, c // 4, 4, stride=2, padding=1), nn.BatchNorm3d(c // 4), nn.ReLU(inplace=True),
+            nn.ConvTranspose3d(c // 4, 1, 4, stride=2, padding=1),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Occupancy logits ``(B, 32, 32, 32)`` (stored order)."""
+        h = self.fc(self.encoder(images)).view(images.shape[0], self.channels, 4, 4, 4)
+        return self.deconv(h)[:, 0]
+
+
 def build_model(cfg) -> nn.Module:
     """The network a :class:`reconstruction.config.TrainConfig` describes."""
     if cfg.model == "mesh":
         return MeshModel(cfg.widths, cfg.hidden, cfg.code, cfg.decoder_hidden, colour=cfg.lambda_colour > 0)
+    if cfg.model == "voxel":
+        return VoxelModel(cfg.widths, cfg.hidden, cfg.code, cfg.voxel_channels)
     return ImplicitModel(cfg.widths, cfg.hidden, cfg.code, cfg.mlp_width, cfg.mlp_depth)

@@ -9,7 +9,6 @@ implicit model: marching cubes of the occupancy at the voxel frame's cell corner
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 
 import numpy as np
@@ -19,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from taichi_softras.io import save_obj
 
 from . import datasets as D
+from .cli import Parser, UserError, run
 from .evaluate import corner_points, field_meshes, load_run
 from .models import MeshModel
 from .voxels import SIZE
@@ -49,16 +49,25 @@ def reconstruct(model: torch.nn.Module, image: torch.Tensor):
     return vertices, faces, None
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="training run directory")
-    p.add_argument("--image", required=True, help="RGBA PNG")
+def _main(argv: list[str]) -> None:
+    p = Parser(prog="reconstruction.predict", description=__doc__)
+    p.add_argument("--run", required=True, help="training run directory (config.json + checkpoint.pt)")
+    p.add_argument("--image", required=True, help="RGBA PNG: one object on a transparent background")
     p.add_argument("--out", required=True, help="output .obj")
     args = p.parse_args(argv)
+    image = load_image(args.image)
     _, model = load_run(args.run)
-    vertices, faces, colours = reconstruct(model, load_image(args.image))
+    vertices, faces, colours = reconstruct(model, image)
+    if len(faces) == 0:
+        raise UserError(f"--image {args.image}: the implicit model's occupancy never reaches 0.5 in the voxel frame, "
+                        f"so its marching-cubes mesh is empty; nothing written to {args.out}")
     save_obj(args.out, vertices, faces, None if colours is None else colours[:, None, :], texture_res=1)
     print(f"wrote {args.out}: {len(vertices)} vertices, {len(faces)} faces")
+
+
+
+def main(argv: list[str] | None = None) -> None:
+    run("reconstruction.predict", _main, argv)
 
 
 if __name__ == "__main__":

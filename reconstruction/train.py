@@ -24,6 +24,7 @@ import threading
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
@@ -35,10 +36,12 @@ from taichi_softras.sampling import sample_contour_pixels, sample_hull_boundary,
 
 from . import datasets as D
 from .checkpoint import FILENAME, CorruptCheckpointError, load_checkpoint, save_checkpoint
-from .config import TrainConfig
+from .cli import Parser, run
+from .config import MODELS, TrainConfig
 from .evaluate import evaluate_split
 from .models import build_model
 from .render import render
+from .voxels import voxel_iou
 
 
 class MeshObjective:
@@ -56,8 +59,11 @@ class MeshObjective:
         vertices, faces, colours = net(img_a)
         both = lambda t: None if t is None else torch.cat((t, t))  # noqa: E731
         rgba = render(both(vertices), both(faces), torch.cat((view_a, view_b)), both(colours), lit=False,
-                      sigma_val=cfg.sigma_val, aggr_func_rgb="hard", dist_eps=1e-10)
+                      image_size=cfg.render_size, sigma_val=cfg.sigma_val, aggr_func_rgb="hard", dist_eps=1e-10)
         ra, rb = rgba.chunk(2)
+        if cfg.render_size != img_a.shape[-1]:  # targets at the render resolution (area average)
+            k = img_a.shape[-1] // cfg.render_size
+            img_a, img_b = F.avg_pool2d(img_a, k), F.avg_pool2d(img_b, k)
         terms = {
             "silhouette": iou_loss(ra[:, 3], img_a[:, 3]) + iou_loss(rb[:, 3], img_b[:, 3]),
             "laplacian": self.laplacian(vertices).mean(),
@@ -121,6 +127,37 @@ class ImplicitObjective:
         return {"probing": probing, "geometric": geo, "loss": probing + cfg.lambda_geometric * geo}
 
 
+class VoxelObjective:
+    """The 3D-supervised baseline's loss: binary cross-entropy of the voxel logits predicted from
+    view a against the true voxels (view b is unused)."""
+
+    def __init__(self, cfg: TrainConfig, data: D.ShapeNetSplit):
+        self.data = data
+
+    def __call__(self, net, img_a, img_b, view_a, view_b, generator, shape_idx) -> dict[str, torch.Tensor]:
+        logits = net(img_a)
+        target = self.data.voxels[shape_idx].to(logits)
+        bce = F.binary_cross_entropy_with_logits(logits, target)
+        return {"bce": bce, "loss": bce}
+
+
+@torch.no_grad()
+def calibrate_voxel_level(model: torch.nn.Module, data: D.ShapeNetSplit, max_shapes: int = 128) -> float:
+    """Set the voxel model's ``level`` to the probability threshold in {0.1, ..., 0.9} with the best
+    mean IoU on (up to ``max_shapes`` of) the training shapes; returns it."""
+    was_training = model.training
+    model.eval()
+    idx = torch.linspace(0, len(data) - 1, min(max_shapes, len(data))).long()
+    device = next(model.parameters()).device
+    probs = torch.cat([torch.sigmoid(model(data.views(chunk, chunk % D.NUM_VIEWS).to(device))).cpu()
+                       for chunk in idx.split(32)])
+    levels = torch.arange(1, 10) / 10
+    scores = [voxel_iou(probs > t, data.voxels[idx]).mean().item() for t in levels]
+    model.level.fill_(levels[int(torch.tensor(scores).argmax())].item())
+    model.train(was_training)
+    return model.level.item()
+
+
 def setup_distributed() -> tuple[int, int, torch.device]:
     """(rank, world size, device); initializes the process group under torchrun (WORLD_SIZE > 1)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -168,36 +205,75 @@ def plot_history(history: list[dict], path: pathlib.Path) -> None:
     plt.close(fig)
 
 
+def _append_log(path: pathlib.Path, entry: dict) -> None:
+    """Append one history entry to ``log.jsonl`` and fsync it (a killed run keeps its log)."""
+    with open(path, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def check_batch_size(cfg: TrainConfig, n_shapes: int, world: int = 1) -> None:
+    """ValueError naming --batch-size when one step's batch exceeds the training set."""
+    if cfg.batch_size * world > n_shapes:
+        raise ValueError(
+            f"--batch-size {cfg.batch_size}" + (f" x {world} ranks" if world > 1 else "")
+            + f" exceeds the {n_shapes} training shapes in {cfg.data}; use --batch-size <= {n_shapes // world}")
+
+
 def train(cfg: TrainConfig, resume: bool = False) -> torch.nn.Module:
-    """Run (or continue) training; returns the trained (unwrapped) model."""
+    """Run (or continue) training; returns the trained (unwrapped) model. Nothing is written to
+    ``cfg.out`` before the data, the batch size and (with ``resume``) the checkpoint are checked."""
     rank, world, device = setup_distributed()
     out = pathlib.Path(cfg.out)
     ckpt_path = out / FILENAME
-    if rank == 0:
-        if ckpt_path.exists() and not resume:
-            raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --out")
-        cfg.save(out)
-    data = D.ShapeNetSplit.load(cfg.data, list(cfg.classes), "train")
-    val = D.ShapeNetSplit.load(cfg.data, list(cfg.classes), "val") if cfg.val_every else None
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg).to(device)
-    objective = MeshObjective(cfg, model) if cfg.model == "mesh" else ImplicitObjective(cfg, model, data, rank)
-    if cfg.model == "mesh":
-        objective.laplacian.to(device), objective.flatten.to(device)
-    net = DistributedDataParallel(model) if world > 1 else model
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
-    step, history = 0, []
+    if ckpt_path.exists() and not resume:
+        raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --out")
+    state = None
     if resume:
         if not ckpt_path.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
         state = load_checkpoint(ckpt_path)  # a corrupt file raises; never restart silently
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        if state["step"] > cfg.steps:
+            raise ValueError(f"--steps {cfg.steps} is below the checkpoint's step {state['step']} in {ckpt_path}; "
+                             f"pass --steps > {state['step']} to train further")
+    data = D.ShapeNetSplit.load(cfg.data, list(cfg.classes), "train")
+    check_batch_size(cfg, len(data), world)
+    val = D.ShapeNetSplit.load(cfg.data, list(cfg.classes), "val") if cfg.val_every else None
+    if rank == 0:
+        cfg.save(out)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    step, history = 0, []
+    if state is not None:
+        try:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise CorruptCheckpointError(f"checkpoint {ckpt_path} does not fit the saved config: {exc}") from None
         step, history = int(state["step"]), json.loads(state["history"])
         torch.set_rng_state(state["rng"]["torch"])
+        if rank == 0:
+            print(f"resumed from step {step} of {out} (training to step {cfg.steps})", file=sys.stderr)
+    objective = {"mesh": lambda: MeshObjective(cfg, model), "voxel": lambda: VoxelObjective(cfg, data),
+                 "implicit": lambda: ImplicitObjective(cfg, model, data, rank)}[cfg.model]()
+    if cfg.model == "mesh":
+        objective.laplacian.to(device), objective.flatten.to(device)
+    net = DistributedDataParallel(model) if world > 1 else model
+    log_path = out / "log.jsonl"
+    if rank == 0:  # the log restarts from the checkpoint's history (entries after it are redone)
+        log_path.write_text("".join(json.dumps(h) + "\n" for h in history))
+
+    def log(entry: dict) -> None:
+        history.append(entry)
+        if rank == 0:
+            _append_log(log_path, entry)
 
     def checkpoint():
         if rank == 0:
+            if cfg.model == "voxel":
+                calibrate_voxel_level(model, data)
             save_checkpoint(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
                                         "rng": {"torch": torch.get_rng_state()}, "history": json.dumps(history),
                                         "config": cfg.to_json()})
@@ -218,12 +294,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> torch.nn.Module:
             opt.step()
             step += 1
             if step % cfg.log_every == 0 or step == cfg.steps:
-                history.append({"step": step, **{k: round(v.item(), 6) for k, v in terms.items()}})
+                log({"step": step, **{k: round(v.item(), 6) for k, v in terms.items()}})
                 bar.set_postfix(loss=f"{terms['loss'].item():.4f}")
             if val is not None and (step % cfg.val_every == 0 or step == cfg.steps):
                 if rank == 0:
                     iou = evaluate_split(model, val, max_shapes=cfg.val_shapes).mean().item()
-                    history.append({"step": step, "val_iou": round(iou, 6)})
+                    log({"step": step, "val_iou": round(iou, 6)})
                     tqdm.write(f"step {step}: validation voxel IoU {iou:.4f}")
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 checkpoint()
@@ -237,47 +313,125 @@ def train(cfg: TrainConfig, resume: bool = False) -> torch.nn.Module:
         bar.close()
         if on_main_thread:
             signal.signal(signal.SIGTERM, previous_sigterm)
-        if rank == 0 and history:
-            with open(out / "log.jsonl", "w") as f:
-                f.writelines(json.dumps(h) + "\n" for h in history)
     if world > 1:  # DDP syncs buffers (BN statistics) at each forward only: give all ranks rank 0's
         for buffer in model.buffers():
             dist.broadcast(buffer, 0)
+    model.history = history
     return model
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+#: --help text of each TrainConfig field.
+FIELD_HELP = {
+    "model": "mesh: SoftRas's deformed sphere; implicit: the NeurIPS'19 occupancy network; "
+             "voxel: the 3D-supervised baseline (same encoder, 3D deconvolution decoder, trained on voxels)",
+    "voxel_channels": "voxel: channels of the first 3D deconvolution",
+    "render_size": "mesh: side of the silhouettes its loss compares (64, or a divisor: targets average-pooled)",
+    "data": "dataset directory in the NMR format (reconstruction.make_dataset writes one); "
+            "required unless --resume",
+    "out": "run directory: config.json, checkpoint.pt, log.jsonl, loss.png",
+    "steps": "total training steps (with --resume: train on until this step)",
+    "batch_size": "training shapes per step (per rank)",
+    "lr": "Adam learning rate",
+    "seed": "random seed (initialization, batches, views)",
+    "widths": "encoder conv channels, one per stride-2 block",
+    "hidden": "encoder FC width",
+    "code": "image code size",
+    "decoder_hidden": "mesh decoder FC widths (two)",
+    "sigma_val": "mesh: SoftRas sigma of the silhouette renders",
+    "lambda_laplacian": "mesh: Laplacian regularizer weight",
+    "lambda_flatten": "mesh: flatten regularizer weight",
+    "lambda_colour": "mesh: colour L1 weight; > 0 trains the 'full' model with the colour generator",
+    "mlp_width": "implicit: occupancy MLP width",
+    "mlp_depth": "implicit: occupancy MLP hidden layers",
+    "num_anchors": "implicit: anchor points per shape",
+    "anchor_radius": "implicit: anchor sphere radius, world units",
+    "num_regularizer": "implicit: anchors used by the geometric regularizer",
+    "num_rays": "implicit: probed rays per view",
+    "probe_views": "implicit: views probed per shape (>= 2)",
+    "lambda_geometric": "implicit: geometric regularizer weight",
+    "val_every": "validate every this many steps (0: never)",
+    "val_shapes": "validation shapes per validation",
+    "checkpoint_every": "write checkpoint.pt every this many steps",
+    "log_every": "append the losses to log.jsonl every this many steps",
+}
+#: Flags that may differ from the saved config on --resume without a warning.
+RESUME_OVERRIDES = ("out", "steps")
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="reconstruction.train", description=__doc__)
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint and saved config.json (only --out is "
+                        "needed; an explicit --steps trains on to that step)")
     p.add_argument("--classes", default="all", help="'all' or comma-separated class ids/names")
     for f in dataclasses.fields(TrainConfig):
         if f.name == "classes":
             continue
         flag = "--" + f.name.replace("_", "-")
+        help_text = FIELD_HELP.get(f.name, f.name.replace("_", " "))
         if isinstance(f.default, tuple):
-            p.add_argument(flag, type=int, nargs="+", default=list(f.default))
+            p.add_argument(flag, type=int, nargs="+", default=list(f.default), help=help_text)
+        elif f.name == "model":
+            p.add_argument(flag, choices=MODELS, default=f.default, help=help_text)
         else:
-            p.add_argument(flag, type=type(f.default), default=f.default, required=f.name in ("data", "out"))
+            p.add_argument(flag, type=type(f.default), default=f.default, required=f.name == "out", help=help_text)
+    return p
+
+
+def _explicit_flags(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """Destinations of the options given on the command line (not left at their defaults)."""
+    given = set()
+    for action in parser._actions:
+        if any(a == s or a.startswith(s + "=") for s in action.option_strings for a in argv):
+            given.add(action.dest)
+    return given
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
+    """The config (with ``--resume``: the saved one, ``--out`` and an explicit ``--steps`` applied,
+    other differing flags warned about) and whether to resume."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    p = build_parser()
     args = vars(p.parse_args(argv))
+    args.pop("debug")
     resume = args.pop("resume")
-    classes = tuple(D.parse_class_ids(args.pop("classes")))
-    return TrainConfig.from_dict({**args, "classes": classes}), resume
+    if not resume:
+        if not args["data"]:
+            p.error("the following arguments are required: --data (unless --resume)")
+        classes = tuple(D.parse_class_ids(args.pop("classes")))
+        return TrainConfig.from_dict({**args, "classes": classes}), False
+    saved = TrainConfig.load(args["out"])
+    given = _explicit_flags(p, argv)
+    if "classes" in given and tuple(D.parse_class_ids(args["classes"])) != saved.classes:
+        print(f"warning: --classes {args['classes']} differs from the saved config ({','.join(saved.classes)}); "
+              "the saved value is kept", file=sys.stderr)
+    for name in sorted(given - {"classes", "resume", "debug"}):
+        new = tuple(args[name]) if isinstance(args[name], list) else args[name]
+        old = getattr(saved, name)
+        if name not in RESUME_OVERRIDES and new != old:
+            print(f"warning: --{name.replace('_', '-')} {new} differs from the saved config ({old}); "
+                  "the saved value is kept", file=sys.stderr)
+    cfg = dataclasses.replace(saved, out=args["out"], steps=args["steps"] if "steps" in given else saved.steps)
+    return cfg, True
 
 
-def main(argv: list[str] | None = None) -> None:
+def _main(argv: list[str]) -> torch.nn.Module:
     cfg, resume = parse_args(argv)
-    if resume:  # the saved config wins, except for the number of steps
-        saved = TrainConfig.load(cfg.out)
-        cfg = dataclasses.replace(saved, steps=cfg.steps)
     try:
-        train(cfg, resume)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except CorruptCheckpointError as exc:
-        sys.exit(f"error: {exc}")
+        model = train(cfg, resume)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+    losses = [h["loss"] for h in model.history if "loss" in h]
+    vals = [h["val_iou"] for h in model.history if "val_iou" in h]
+    print(f"trained {cfg.model} to step {cfg.steps} in {cfg.out}"
+          + (f": final loss {losses[-1]:.4f}" if losses else "")
+          + (f", validation IoU {vals[-1]:.4f}" if vals else ""))
+    return model
+
+
+def main(argv: list[str] | None = None) -> torch.nn.Module:
+    return run("reconstruction.train", _main, argv)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def test_shapes_fit_the_voxel_frame_and_vary(cid):
     v, f, col = a.mesh()
     assert v.dtype == torch.float32 and f.dtype == torch.int64 and col.shape == (f.shape[0], 3)
     extent = (v.amax(0) - v.amin(0)).max().item()
-    assert abs(extent - shapes.EXTENT) < 1e-5 and v.abs().max() < 0.5
+    assert 0.5 < extent <= shapes.EXTENT + 1e-5 and v.abs().max() < 0.5
     va, vb = make_dataset.voxelize_shape(a), make_dataset.voxelize_shape(b)
     assert 0 < va.sum() < 0.6 * va.size
     assert V.voxel_iou(torch.from_numpy(va[None]), torch.from_numpy(vb[None])).item() < 0.98

@@ -1,5 +1,6 @@
 """Checkpoints, resume, Ctrl-C, DistributedDataParallel (gloo) and the CLIs on a tiny dataset."""
 
+import json
 import os
 import pathlib
 import socket
@@ -82,22 +83,113 @@ def test_ctrl_c_writes_a_final_checkpoint_and_corrupt_is_reported(data_dir, tmp_
         _run(_args(data_dir, tmp_path, steps=10, extra=["--checkpoint-every", "100"]))
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 2
     (tmp_path / "checkpoint.pt").write_bytes(b"garbage")
-    with pytest.raises(SystemExit, match="checkpoint.pt is corrupt"):
+    with pytest.raises(SystemExit) as exc:
         train.main(_args(data_dir, tmp_path, steps=10, extra=["--resume"]))
+    assert exc.value.code == 2
+
+
+def _user_error(capsys, main, argv) -> str:
+    """Run a CLI that must fail with one ``error:`` line and exit 2; returns that line."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and "error: " in err[0] and "Traceback" not in err[0], err
+    return err[0]
+
+
+def test_resume_on_a_copied_run_trains_the_copy(data_dir, tmp_path, capsys):
+    import shutil
+
+    _run(_args(data_dir, tmp_path / "orig", steps=2))
+    shutil.copytree(tmp_path / "orig", tmp_path / "copy")
+    before = (tmp_path / "orig" / "checkpoint.pt").read_bytes()
+    train.main(["--resume", "--out", str(tmp_path / "copy"), "--steps", "4"])  # --out alone: the saved config
+    out = capsys.readouterr()
+    assert "resumed from step 2" in out.err and "trained mesh to step 4" in out.out
+    assert load_checkpoint(tmp_path / "copy" / "checkpoint.pt")["step"] == 4
+    assert (tmp_path / "orig" / "checkpoint.pt").read_bytes() == before  # the original is untouched
+    assert TrainConfig.load(tmp_path / "copy").out == str(tmp_path / "copy")
+    # flags that differ from the saved config are named in a warning
+    train.main(["--resume", "--out", str(tmp_path / "copy"), "--steps", "5", "--lr", "0.5", "--hidden", "7"])
+    err = capsys.readouterr().err
+    assert "warning: --lr 0.5 differs from the saved config (0.0001)" in err and "warning: --hidden 7" in err
+    assert "--steps" not in err.replace("training to step", "")
+    # --steps below the checkpoint's step is an error, not a silent exit
+    line = _user_error(capsys, train.main, ["--resume", "--out", str(tmp_path / "copy"), "--steps", "3"])
+    assert "--steps 3 is below the checkpoint's step 5" in line
+
+
+def test_checkpoint_integrity(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    good = {"model": {"w": torch.ones(3)}, "optimizer": {}, "step": 3, "rng": {}, "history": "[]"}
+    save_checkpoint(path, good)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptCheckpointError, match="checksum does not match"):
+        load_checkpoint(path)
+    for bad, message in (({"model": {"w": torch.tensor([1.0, float("nan")])}}, "'w' contain NaN or inf"),
+                         ({"step": -5}, "step must be an integer >= 0, got -5"),
+                         ({"step": 2.5}, "step must be an integer"),
+                         ({"history": "{not json"}, "history is not valid JSON")):
+        save_checkpoint(path, {**good, **bad})
+        with pytest.raises(CorruptCheckpointError, match=message):
+            load_checkpoint(path)
+    # a killed writer's temporary is removed at the next save
+    stale = tmp_path / "checkpoint.pt.abc123.tmp"
+    stale.write_bytes(b"partial")
+    save_checkpoint(path, good)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+    assert load_checkpoint(path)["step"] == 3
+
+
+def test_log_is_appended_at_each_log_interval(data_dir, tmp_path, monkeypatch):
+    seen = []
+    original = train.MeshObjective.__call__
+
+    def record(self, *a):  # the log's length when each step starts
+        path = tmp_path / "log.jsonl"
+        seen.append(len(path.read_text().splitlines()) if path.exists() else 0)
+        return original(self, *a)
+
+    monkeypatch.setattr(train.MeshObjective, "__call__", record)
+    _run(_args(data_dir, tmp_path, steps=3))
+    assert seen == [0, 1, 2]  # written while training, not at exit
+    lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in lines] == [1, 2, 3] and all("loss" in h for h in lines)
+
+
+def test_cli_user_errors_are_one_line(data_dir, tmp_path, capsys):
+    base = ["--data", str(data_dir), "--classes", "car,chair", "--out", str(tmp_path / "r")]
+    assert "--model: invalid choice: 'meshy'" in _user_error(capsys, train.main, ["--model", "meshy", *base])
+    assert "--data" in _user_error(capsys, train.main, ["--out", str(tmp_path / "r")])
+    assert "does not exist" in _user_error(capsys, train.main, ["--resume", "--out", str(tmp_path / "missing")])
+    # a batch larger than the training set is rejected before anything is written
+    line = _user_error(capsys, train.main, [*base, "--batch-size", "16"])
+    assert "--batch-size 16 exceeds the 4 training shapes" in line and not (tmp_path / "r").exists()
+    assert "--per-class 0" in _user_error(capsys, make_dataset.main, ["--out", str(tmp_path / "d"), "--per-class", "0"])
+    assert "run directory" in _user_error(capsys, evaluate.main, ["--run", str(tmp_path / "missing")])
+    with pytest.raises(ValueError):  # --debug keeps the traceback
+        train.main(["--model", "mesh", *base, "--batch-size", "16", "--debug"])
+    help_text = subprocess.run([sys.executable, "-m", "reconstruction.train", "--help"], capture_output=True,
+                               text=True, cwd=REPO).stdout
+    assert "{mesh,implicit,voxel}" in help_text and "Adam learning rate (default: 0.0001)" in help_text.replace("\n", " ").replace("  ", " ")
 
 
 def test_implicit_training_steps_and_cli(data_dir, tmp_path, capsys):
     model = _run(_args(data_dir, tmp_path, model="implicit", steps=2))
     assert all(torch.isfinite(p).all() for p in model.parameters())
     text = evaluate.main(["--run", str(tmp_path)])
-    assert "ours: implicit" in text and "mean-voxel baseline" in text and "SoftRas (sil.)" in text
+    assert "ours: implicit (field)" in text and "ours: implicit (marching-cubes mesh)" in text
+    assert "baseline: per-class mean voxels" in text and "baseline: retrieval" in text
+    assert "SoftRas (sil.) [SoftRas paper" in text
     assert (tmp_path / "eval_test.md").exists() and (tmp_path / "predictions_test.png").exists()
 
 
 def test_evaluate_and_predict_cli(data_dir, tmp_path):
     _run(_args(data_dir, tmp_path, steps=2))
     text = evaluate.main(["--run", str(tmp_path)])
-    assert "| ours: mesh |" in text and "| car | chair |" in text.replace("method | ", "")
+    assert "| ours: mesh (SoftRas sil.) |" in text and "| car | chair |" in text.replace("method | ", "")
     im, _ = D.load_class_split(data_dir, "02958343", "test")
     png = tmp_path / "view.png"
     Image.fromarray(im[0, 3].transpose(1, 2, 0)).save(png)
@@ -107,6 +199,20 @@ def test_evaluate_and_predict_cli(data_dir, tmp_path):
     Image.fromarray(im[0, 3, :3].transpose(1, 2, 0)).save(tmp_path / "rgb.png")
     with pytest.raises(ValueError, match="rgb.png: expected an RGBA image"):
         predict.load_image(tmp_path / "rgb.png")
+
+
+def test_predict_cli_errors(data_dir, tmp_path, capsys, monkeypatch):
+    _run(_args(data_dir, tmp_path, model="implicit", steps=1))
+    capsys.readouterr()
+    im, _ = D.load_class_split(data_dir, "02958343", "test")
+    Image.fromarray(im[0, 3, :3].transpose(1, 2, 0)).save(tmp_path / "rgb.png")
+    Image.fromarray(im[0, 3].transpose(1, 2, 0)).save(tmp_path / "rgba.png")
+    argv = ["--run", str(tmp_path), "--out", str(tmp_path / "m.obj")]
+    assert "rgb.png: expected an RGBA image" in _user_error(capsys, predict.main, [*argv, "--image", str(tmp_path / "rgb.png")])
+    # a field that never reaches 0.5 gives an empty mesh: an error, no file
+    monkeypatch.setattr(predict, "field_meshes", lambda field: [(torch.zeros(0, 3), torch.zeros(0, 3, dtype=torch.int64))])
+    assert "mesh is empty" in _user_error(capsys, predict.main, [*argv, "--image", str(tmp_path / "rgba.png")])
+    assert not (tmp_path / "m.obj").exists()
 
 
 def test_mean_voxel_baselines():
