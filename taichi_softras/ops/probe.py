@@ -16,14 +16,15 @@ of cells over the anchors (a DDA), so cost follows the cells they cross and the 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from .. import cameras, runtime
+from ..spec import ProbeResult, check_probe_args
 from ._buffers import FieldPool
-from .checks import check_finite, check_integer, check_positive, check_same_device, check_tensor, image_hw
+from .checks import check_tensor, image_hw
 
 #: Rays with d . axis <= this cos (about 78 degrees off the pinhole's mean direction) skip the tiles.
 _MIN_AXIS_COS = 0.2
@@ -33,70 +34,6 @@ _MAX_GRID = 128
 #: Anchors per cell aimed at by the 3D grid of arbitrary rays (cells per side capped at _MAX_GRID_3D).
 _ANCHORS_PER_CELL = 2
 _MAX_GRID_3D = 64
-#: Directions must have | |d| - 1 | <= this.
-_UNIT_TOL = 1e-4
-
-
-class ProbeResult(NamedTuple):
-    """Per-ray results, each ``(B, R)``: the max-pooled value (0 without probes; differentiable
-    w.r.t. the anchor values), the arg-max anchor index in ``[0, N)`` or -1 (int64) and the probe
-    count (int64)."""
-
-    value: torch.Tensor
-    index: torch.Tensor
-    count: torch.Tensor
-
-
-def check_probe_args(origins, directions, anchors, radius, values, ray_labels=None, anchor_labels=None):
-    """Validate ``probe_rays``' arguments (shared with the reference); returns radius as ``(B, N)``."""
-    check_tensor(origins, "origins", ndim=3, last=(3,))
-    check_tensor(directions, "directions", ndim=3, last=(3,))
-    check_tensor(anchors, "anchors", ndim=3, last=(3,))
-    check_tensor(values, "values", ndim=2)
-    if directions.shape != origins.shape:
-        raise ValueError(f"directions must have the shape of origins {tuple(origins.shape)}, got {tuple(directions.shape)}")
-    b, n = anchors.shape[:2]
-    if origins.shape[0] != b:
-        raise ValueError(f"anchors must have the batch size of origins ({origins.shape[0]}), got {tuple(anchors.shape)}")
-    if values.shape != (b, n):
-        raise ValueError(f"values must have shape (B, N) = ({b}, {n}) like anchors, got {tuple(values.shape)}")
-    for name, t in (("directions", directions), ("anchors", anchors), ("values", values)):
-        if t.dtype != origins.dtype:
-            raise TypeError(f"{name} must have the dtype of origins ({origins.dtype}), got {t.dtype}")
-        check_same_device(origins, t, "origins", name)
-    for name, t in (("origins", origins), ("directions", directions), ("anchors", anchors), ("values", values)):
-        check_finite(t, name)
-    if directions.numel():
-        norms = directions.norm(dim=-1)
-        if bool((norms == 0).any()):
-            raise ValueError("directions must be unit vectors, got a zero-length direction")
-        worst = float((norms - 1).abs().max())
-        if worst > _UNIT_TOL:
-            raise ValueError(f"directions must be unit vectors (| |d| - 1 | <= {_UNIT_TOL}), got a deviation of {worst:.3g}")
-    if isinstance(radius, torch.Tensor) and radius.ndim > 0:
-        check_tensor(radius, "radius")
-        check_same_device(origins, radius, "origins", "radius")
-        if radius.shape not in ((n,), (b, n)):
-            raise ValueError(f"radius must be a number or have shape (N,) or (B, N) = ({b}, {n}), got {tuple(radius.shape)}")
-        check_finite(radius, "radius")
-        if n and not bool((radius > 0).all()):
-            raise ValueError(f"radius must be > 0, got a minimum of {float(radius.min()):.3g}")
-        radius = radius.to(origins.dtype).expand(b, n)
-    else:
-        r = check_positive(radius, "radius")
-        radius = torch.full((b, n), r, dtype=origins.dtype, device=origins.device)
-    if (ray_labels is None) != (anchor_labels is None):
-        raise ValueError("ray_labels and anchor_labels must be given together (boundary-aware assignment) or not at all")
-    if ray_labels is not None:
-        for name, t, shape in (("ray_labels", ray_labels, origins.shape[:2]), ("anchor_labels", anchor_labels, (b, n))):
-            check_tensor(t, name, floating=False)
-            check_integer(t, name, allow_bool=True)
-            check_same_device(origins, t, "origins", name)
-            if t.shape != shape:
-                raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(t.shape)}")
-    return radius
-
-
 def _tangent_frame(axis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Two unit vectors ``(B, 3)`` completing ``axis (B, 3)`` to an orthonormal frame."""
     helper = torch.zeros_like(axis)
