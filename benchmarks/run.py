@@ -6,7 +6,7 @@
 Prints markdown tables (and the device / versions they were measured with), writes every number to
 JSON and a log-log figure (time vs faces, time vs pixels, time vs covered pairs). See
 benchmarks/README.md for how to read them. Sets OMP_WAIT_POLICY=PASSIVE unless already set (torch's
-idle OpenMP threads otherwise spin against Taichi's; DESIGN.md section 3).
+idle OpenMP threads otherwise spin against Taichi's; docs/design.md, Backends).
 
 Timings are wall-clock, ``first`` is the first call of a case in this process (Taichi JIT for new
 kernel variants, including recompiles after a pooled buffer grows; the on-disk cache makes it

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from . import cameras
 from . import conventions as C
 from .ops.checks import batched as _batched
-from .ops.checks import check_number, check_positive, check_tensor, image_hw
+from .ops.checks import check_choice, check_number, check_positive, check_tensor, image_hw
 
 Vec3 = Union[torch.Tensor, Sequence[float]]
 PROJECTIONS = ("perspective", "orthographic", "matrix")
@@ -77,8 +77,7 @@ class Camera:
 
     def __post_init__(self):
         object.__setattr__(self, "image_size", image_hw(self.image_size))
-        if self.projection not in PROJECTIONS:
-            raise ValueError(f"projection must be one of {PROJECTIONS}, got {self.projection!r}")
+        check_choice(self.projection, "projection", PROJECTIONS)
 
     # -- constructors ------------------------------------------------------------------------
 

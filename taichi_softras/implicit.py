@@ -24,6 +24,7 @@ from .ops.checks import check_choice, check_positive, check_tensor, image_hw
 from .camera import Camera
 from .ops.probe import probe_view
 from .sampling import grid_points
+from .voxelization import voxel_iou  # noqa: F401  (evaluation; re-exported here)
 
 Field = Callable[[torch.Tensor], torch.Tensor]
 LOSS_KINDS = ("mse", "bce")
@@ -198,15 +199,6 @@ def occupancy_grid(network: Field, resolution: int = 32, bounds: Sequence[float]
                    batch_points: int = 65536, device=None) -> torch.Tensor:
     """Voxels ``(res, res, res)`` bool ([x, y, z]) whose centre has φ > ``level``."""
     return field_grid(network, resolution, bounds, batch_points, device) > level
-
-
-def voxel_iou(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Intersection over union of two boolean grids of the same shape (1.0 when both are empty)."""
-    if a.shape != b.shape:
-        raise ValueError(f"grids must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-    a, b = a.bool(), b.bool()
-    union = int((a | b).sum())
-    return 1.0 if union == 0 else int((a & b).sum()) / union
 
 
 def extract_mesh(network: Field, resolution: int = 64, bounds: Sequence[float] = (-0.5, 0.5), level: float = 0.5,

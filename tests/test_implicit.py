@@ -151,7 +151,7 @@ def test_demo_runs_and_the_loss_falls(tmp_path, monkeypatch):
     ])
     torch.manual_seed(0)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # torch's idle OpenMP threads spin against Taichi's kernels (DESIGN.md §3)
+    torch.set_num_threads(1)  # torch's idle OpenMP threads spin against Taichi's kernels (docs/design.md, Backends)
     try:
         implicit_fit.main(args)
     finally:

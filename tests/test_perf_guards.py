@@ -1,4 +1,4 @@
-"""Performance guards without timed asserts (issue 7).
+"""Performance guards without timed asserts.
 
 * Work is bounded by the geometry, not by H*W*F: the face-tile pairs binned by a forward
   (``engine.last_pairs``) are tiny for a small triangle in a big image and grow with the image's
