@@ -1,11 +1,11 @@
-"""Anchor-ray probing benchmark (issue 4): 64² rays (of one camera, or scattered) × 16k / 64k
+"""Anchor-ray probing benchmark: 64² rays (of one camera, or scattered) × 16k / 64k
 anchors, forward + backward, against the dense reference.
 
     python -m benchmarks.bench_probe [--device cpu|cuda] [--batch 1] [--repeats 5]
 
 Anchors are uniform in the unit cube seen by SoftRas's default camera (distance 2.732, elevation
 30, viewing angle 30); the support radius is scaled with the anchor spacing so each ray probes
-about the same number of anchors at every N. Sets OMP_WAIT_POLICY=PASSIVE unless set (docs/design.md).
+about the same number of anchors at every N. Sets OMP_WAIT_POLICY=PASSIVE unless set (docs/design.md, Backends).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Rasterizer benchmark (issue 3): Spot at 64..512 px, the dense reference at 64 px, face scaling.
+"""Rasterizer benchmark: Spot at 64..512 px, the dense reference at 64 px, face scaling.
 
     python -m benchmarks.bench_raster [--device cpu|cuda] [--repeats 5]
 

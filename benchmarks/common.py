@@ -84,7 +84,7 @@ def machine(device="cpu") -> str:
     return desc
 
 
-# --- issue 7 harness helpers (benchmarks/run.py) ------------------------------------------------
+# --- harness helpers (benchmarks/run.py) -------------------------------------------------------
 
 ICOSPHERE_FACES = {s: 20 * 4**s for s in range(3, 8)}  # 1,280 5,120 20,480 81,920 327,680
 

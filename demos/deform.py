@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from demo_kit import cli, images, loop, plots, rendering
-from taichi_softras import DATA_DIR, io, shapes
+from taichi_softras import DATA_DIR, assets, io
 from taichi_softras.losses import FlattenLoss, LaplacianLoss, iou_loss
 
 VIEWING_ANGLE = 15.0
@@ -79,7 +79,7 @@ def main(args: argparse.Namespace) -> None:
     cams = torch.from_numpy(np.load(DATA_DIR / "camera.npy")).float()  # (120, 3): distance, elevation, azimuth
     eyes = rendering.eyes_from_angles(cams[:, 0], cams[:, 1], cams[:, 2])
     if args.target is None:
-        target_v, target_f = shapes.car()
+        target_v, target_f = assets.car()
     else:
         target_v, target_f, _ = rendering.load_mesh(args.target, "--target")
     template, faces, _ = rendering.load_mesh(args.template, "--template")

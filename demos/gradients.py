@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from demo_kit import cli, images, plots, rendering
-from taichi_softras import DATA_DIR, runtime, shapes
+from taichi_softras import DATA_DIR, assets, runtime
 
 MESH_COLOR = (0.7, 0.75, 0.9)
 TARGET_COLOR = (0.9, 0.35, 0.25)
@@ -65,7 +65,7 @@ class GradientScene:
         v, self.faces, _ = rendering.load_mesh(args.mesh, "--mesh")
         self.rest = v * args.scale
         if args.target is None:
-            self.target_vertices, self.target_faces = shapes.car()
+            self.target_vertices, self.target_faces = assets.car()
         else:
             self.target_vertices, self.target_faces, _ = rendering.load_mesh(args.target, "--target")
         self.image_size = args.image_size

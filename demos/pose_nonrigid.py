@@ -1,6 +1,6 @@
 """Non-rigid (articulated) pose fitting: recover the joint angles of a skinned chain from silhouettes.
 
-The mesh is the procedural arm of :func:`taichi_softras.shapes.chain`: ``--bones`` bones with
+The mesh is the procedural arm of :func:`taichi_softras.assets.chain`: ``--bones`` bones with
 hinge joints (z, x, z, ...), skinned by linear blending. Target silhouettes of the chain posed at
 ``--angles`` (degrees) are rendered from ``--views`` cameras around it; gradient descent on the
 mean (1 - IoU) over the views fits the angles starting from the rest pose (all zero), with the
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from demo_kit import cli, images, loop, plots, rendering
-from taichi_softras import shapes
+from taichi_softras import assets
 from taichi_softras.losses import iou_loss
 
 DISTANCE, VIEWING_ANGLE, ELEVATION = 2.732, 15.0, 20.0
@@ -40,7 +40,7 @@ def main(args: argparse.Namespace) -> None:
         raise cli.DemoError(f"argument --bones: expected at least 3 bones, got {args.bones}")
     if len(args.angles) != args.bones:
         raise cli.DemoError(f"argument --angles: expected {args.bones} angles (one per bone), got {len(args.angles)}")
-    rig = shapes.chain(num_bones=args.bones)
+    rig = assets.chain(num_bones=args.bones)
     azimuths = torch.arange(args.views, dtype=torch.float32) * (180.0 / args.views) + 20.0  # a half turn suffices
     eyes = rendering.eyes_from_angles(DISTANCE, ELEVATION, azimuths)
     bone = rig.weights.argmax(1)[rig.faces].mode(1).values  # each face's dominant bone, for colours

@@ -24,7 +24,7 @@ import torch
 from demo_kit import cli, images, plots, rendering
 from taichi_softras import DATA_DIR
 from taichi_softras.losses import iou_loss
-from taichi_softras.shapes import axis_angle_to_matrix, quaternion_to_matrix, rotation_angle_deg
+from taichi_softras.rotations import axis_angle_to_matrix, quaternion_to_matrix, rotation_angle_deg
 
 DISTANCE, VIEWING_ANGLE = 2.732, 30.0
 SUCCESS_DEG = 5.0

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import torch
 
-from taichi_softras import lighting
-from taichi_softras.cameras import look_at, perspective
+from taichi_softras import Camera, lighting, soft_rasterize
 from taichi_softras.geometry import face_normals, face_vertices
-from taichi_softras import soft_rasterize
 
 from . import datasets as D
 
 
+def camera(view_ids: torch.Tensor, like: torch.Tensor) -> Camera:
+    """The dataset's cameras of views ``(B,)`` in ``like``'s dtype and device."""
+    eyes = D.view_eyes(view_ids).to(like)
+    return Camera.look_at(eyes, viewing_angle=D.VIEWING_ANGLE, image_size=D.IMAGE_SIZE)
+
+
 def project(vertices: torch.Tensor, view_ids: torch.Tensor) -> torch.Tensor:
     """World vertices ``(B, N, 3)`` -> NDC x, y and camera depth for the dataset views ``(B,)``."""
-    eyes = D.view_eyes(view_ids).to(vertices)
-    return perspective(look_at(vertices, eyes), D.VIEWING_ANGLE)
+    return camera(view_ids, vertices).transform(vertices)
 
 
 def render(
@@ -30,7 +33,7 @@ def render(
     **raster_kwargs,
 ) -> torch.Tensor:
     """RGBA ``(B, 4, H, W)`` of meshes vertices ``(B, N, 3)``, faces ``(B, F, 3)`` seen from views
-    ``(B,)``. ``face_colours (B, F, 3)`` are lit (ambient + directional, DESIGN.md §2) unless
+    ``(B,)``. ``face_colours (B, F, 3)`` are lit (ambient + directional, taichi_softras.conventions) unless
     ``lit=False``; without them the RGB is white and only the alpha (silhouette) matters."""
     world = face_vertices(vertices, faces)
     if face_colours is None:

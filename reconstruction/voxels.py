@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from taichi_softras.voxelization import voxel_ious as voxel_iou  # noqa: F401  (per-shape IoU (B,))
 
 SIZE = 32
 
@@ -43,11 +44,3 @@ def cell_samples(subsamples: int = 3) -> np.ndarray:
 def stored_cell_centres() -> np.ndarray:
     """World centres of the cells in stored order, ``(32, 32, 32, 3)``."""
     return cell_samples(1)[..., 0, :]
-
-
-def voxel_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-shape IoU of boolean grids ``(B, 32, 32, 32)`` -> ``(B,)`` (empty union counts as 1)."""
-    pred, target = pred.bool(), target.bool()
-    inter = (pred & target).flatten(1).sum(1).double()
-    union = (pred | target).flatten(1).sum(1).double()
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))

@@ -15,7 +15,9 @@ import pathlib as _pathlib
 #: spot/spot_triangulated.obj (the Spot cow with its UV texture).
 DATA_DIR = _pathlib.Path(__file__).parent / "data"
 
-from .ops.rasterize import soft_rasterize
+from .ops.rasterize import rasterize, soft_rasterize
+from .spec import RasterOutputs, RasterSettings
+from .camera import Camera
 from .api import *  # noqa: E402,F401,F403  (SoftRas-compatible names: Mesh, SoftRenderer, functional, ...)
 from . import implicit, sampling  # noqa: E402  (implicit surfaces: probing losses, regularizer, extraction)
 from .implicit import FieldProber  # noqa: E402

@@ -7,20 +7,11 @@ With it, code written for SoftRas 1.0 runs after changing ``import soft_renderer
 from . import functional
 from .geometry import normalize_vertices
 from .losses import EdgeLengthLoss, FlattenLoss, IoULoss, LaplacianLoss, edge_length_loss, flatten_loss, iou_loss, laplacian_loss
+from .lighting import AmbientLighting, DirectionalLighting, Lighting
 from .mesh import Mesh
-from .renderer import (
-    AmbientLighting,
-    DirectionalLighting,
-    Lighting,
-    Look,
-    LookAt,
-    Projection,
-    Rasterizer,
-    Renderer,
-    SoftRasterizer,
-    SoftRenderer,
-    Transform,
-)
+from .rasterizer import Rasterizer, SoftRasterizer
+from .renderer import Renderer, SoftRenderer
+from .transform import Look, LookAt, Projection, Transform
 from .voxelization import voxelization
 
 __all__ = [

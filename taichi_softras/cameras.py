@@ -14,28 +14,12 @@ import torch
 import torch.nn.functional as F
 
 from . import conventions as C
-from .ops.checks import check_device_type, check_finite, check_in_range
+from .ops.checks import check_device_type, check_in_range
 
 Vec3 = Union[torch.Tensor, Sequence[float]]
 
 
-def _as_batched_vec3(v: Vec3, batch_size: int, like: torch.Tensor, name: str) -> torch.Tensor:
-    if isinstance(v, torch.Tensor):
-        check_device_type(v, name)
-    t = torch.as_tensor(v, dtype=like.dtype, device=like.device)
-    if t.ndim == 1:
-        t = t[None]
-    if t.ndim != 2 or t.shape[-1] != 3:
-        raise ValueError(f"{name} must have shape (3,) or (B, 3), got {tuple(t.shape)}")
-    if t.shape[0] == 1 and batch_size != 1:
-        t = t.expand(batch_size, 3)
-    if t.shape[0] != batch_size:
-        raise ValueError(f"{name} has batch {t.shape[0]} but vertices have batch {batch_size}")
-    check_finite(t, name)
-    return t
-
-
-def _check_vertices(vertices: torch.Tensor) -> None:
+def check_vertices(vertices: torch.Tensor) -> None:
     if not isinstance(vertices, torch.Tensor):
         raise TypeError(f"vertices must be a torch.Tensor, got {type(vertices).__name__}")
     check_device_type(vertices, "vertices")
@@ -76,47 +60,41 @@ def camera_rotation(
 
 
 #: What camera_rotation says when a look_at eye sits on its target.
-_EYE_AT_TARGET = ("at - eye", "eye equals at; move the eye away from its target")
+EYE_AT_TARGET = ("at - eye", "eye equals at; move the eye away from its target")
 
 
-def _tan_viewing_angle(angle) -> float:
+def tan_viewing_angle(angle) -> float:
     """tan of the viewing angle (degrees, the half-angle across the shorter image side)."""
     return math.tan(math.radians(check_in_range(angle, "viewing_angle", 0.0, 90.0, "a half-angle in (0, 90) degrees")))
 
 
 def look_at(vertices: torch.Tensor, eye: Vec3, at: Vec3 = (0, 0, 0), up: Vec3 = (0, 1, 0)) -> torch.Tensor:
     """World ``(B, N, 3)`` -> camera coordinates for an eye looking at ``at``. eye/at/up: (3,) or (B, 3)."""
-    _check_vertices(vertices)
-    b = vertices.shape[0]
-    eye = _as_batched_vec3(eye, b, vertices, "eye")
-    at = _as_batched_vec3(at, b, vertices, "at")
-    up = _as_batched_vec3(up, b, vertices, "up")
-    r = camera_rotation(at - eye, up, *_EYE_AT_TARGET)
-    return torch.matmul(vertices - eye[:, None, :], r.transpose(1, 2))
+    from .camera import Camera
+
+    check_vertices(vertices)
+    return Camera.look_at(eye, at, up, dtype=vertices.dtype, device=vertices.device).to_camera(vertices)
 
 
 def look(vertices: torch.Tensor, eye: Vec3, direction: Vec3 = (0, 0, 1), up: Vec3 = (0, 1, 0)) -> torch.Tensor:
     """World ``(B, N, 3)`` -> camera coordinates for an eye looking along ``direction``."""
-    _check_vertices(vertices)
-    b = vertices.shape[0]
-    eye = _as_batched_vec3(eye, b, vertices, "eye")
-    direction = _as_batched_vec3(direction, b, vertices, "direction")
-    up = _as_batched_vec3(up, b, vertices, "up")
-    r = camera_rotation(direction, up)
-    return torch.matmul(vertices - eye[:, None, :], r.transpose(1, 2))
+    from .camera import Camera
+
+    check_vertices(vertices)
+    return Camera.look(eye, direction, up, dtype=vertices.dtype, device=vertices.device).to_camera(vertices)
 
 
 def perspective(vertices: torch.Tensor, angle: float = C.VIEWING_ANGLE) -> torch.Tensor:
     """Camera ``(B, N, 3)`` -> NDC x, y with camera depth z kept: x / (z tan(angle)). angle in degrees."""
-    _check_vertices(vertices)
-    width = _tan_viewing_angle(angle)
+    check_vertices(vertices)
+    width = tan_viewing_angle(angle)
     z = vertices[..., 2]
     return torch.stack((vertices[..., 0] / z / width, vertices[..., 1] / z / width, z), dim=-1)
 
 
 def orthogonal(vertices: torch.Tensor, scale: float) -> torch.Tensor:
     """Camera ``(B, N, 3)`` -> NDC by scaling x, y (z kept)."""
-    _check_vertices(vertices)
+    check_vertices(vertices)
     return torch.stack((vertices[..., 0] * scale, vertices[..., 1] * scale, vertices[..., 2]), dim=-1)
 
 
@@ -125,7 +103,7 @@ def projection(
 ) -> torch.Tensor:
     """Project world vertices ``(B, N, 3)`` with a 3x4 matrix ``P (B, 3, 4)`` (or (3, 4)) and
     OpenCV distortion coefficients ``(B, 5)`` (k1, k2, p1, p2, k3) into NDC, keeping depth."""
-    _check_vertices(vertices)
+    check_vertices(vertices)
     P = torch.as_tensor(P, dtype=vertices.dtype, device=vertices.device)
     if P.ndim == 2:
         P = P[None]
@@ -191,37 +169,20 @@ def get_points_from_angles(distance, elevation, azimuth, degrees: bool = True):
 
 
 def pixel_rays(
-    eye: torch.Tensor,
+    eye,
     at: Vec3 = (0, 0, 0),
     up: Vec3 = (0, 1, 0),
     viewing_angle: float = C.VIEWING_ANGLE,
-    image_size: int | tuple[int, int] = C.IMAGE_SIZE,
+    image_size: int | tuple[int, int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """World-space rays through the pixel centres of a look_at perspective camera.
+    """World-space rays through the pixel centres of a :class:`~taichi_softras.camera.Camera`, or of
+    the look_at perspective cameras of eye(s) ``(3,)``/``(B, 3)`` (``image_size`` default 256).
 
-    eye: ``(3,)`` or ``(B, 3)``. Returns origins and unit directions, each ``(B, H*W, 3)``, pixels
-    in row-major order (row 0 = top), matching the rasterizer's images.
+    Returns origins and unit directions, each ``(B, H*W, 3)``, pixels in row-major order (row 0 =
+    top), matching the rasterizer's images.
     """
-    eye = torch.as_tensor(eye)
-    if not eye.is_floating_point():
-        eye = eye.float()
-    if eye.ndim == 1:
-        eye = eye[None]
-    if eye.ndim != 2 or eye.shape[-1] != 3:
-        raise ValueError(f"eye must have shape (3,) or (B, 3), got {tuple(eye.shape)}")
-    h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if h <= 0 or w <= 0:
-        raise ValueError(f"image_size must be positive, got {image_size}")
-    b = eye.shape[0]
-    at_t = _as_batched_vec3(at, b, eye, "at")
-    up_t = _as_batched_vec3(up, b, eye, "up")
-    r = camera_rotation(at_t - eye, up_t, *_EYE_AT_TARGET)  # world -> camera rows
-    xs, ys = C.pixel_centres(h, w)
-    t = _tan_viewing_angle(viewing_angle)
-    xs_t = torch.tensor(xs, dtype=eye.dtype, device=eye.device) * t
-    ys_t = torch.tensor(ys, dtype=eye.dtype, device=eye.device) * t
-    yy, xx = torch.meshgrid(ys_t, xs_t, indexing="ij")
-    d_cam = torch.stack((xx, yy, torch.ones_like(xx)), dim=-1).reshape(1, h * w, 3).expand(b, h * w, 3)
-    d_world = F.normalize(torch.matmul(d_cam, r), dim=-1)  # camera -> world is R^T: v_cam @ R
-    origins = eye[:, None, :].expand(b, h * w, 3).contiguous()
-    return origins, d_world.contiguous()
+    from .camera import Camera, as_camera
+
+    if not isinstance(eye, Camera) and image_size is None:
+        image_size = C.IMAGE_SIZE
+    return as_camera(eye, image_size, viewing_angle, at, up).rays()

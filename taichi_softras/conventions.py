@@ -112,6 +112,11 @@ MODE_TABLES = {
 }
 
 
+#: Channels of the auxiliary per-pixel buffer (op, kernels and reference): name -> (first, count).
+AUX_CHANNELS = {"barycentrics": (0, 3), "normals": (3, 3), "screen_normals": (6, 3)}
+AUX_WIDTH = 9
+
+
 def code(setting: str, name: str) -> int:
     """The kernels' integer code of ``name`` for ``setting`` (e.g. ``code("dist_func", "hard")``)."""
     return MODE_TABLES[setting].index(name)

@@ -21,8 +21,10 @@ import torch.nn.functional as F
 from ._lazy import measure, trimesh
 
 from .ops.checks import check_choice, check_positive, check_tensor, image_hw
+from .camera import Camera
 from .ops.probe import probe_view
 from .sampling import grid_points
+from .voxelization import voxel_iou  # noqa: F401  (evaluation; re-exported here)
 
 Field = Callable[[torch.Tensor], torch.Tensor]
 LOSS_KINDS = ("mse", "bce")
@@ -66,7 +68,8 @@ class FieldProber(nn.Module):
     Anchors (default: ``n_anchors`` uniform in the cube ``bounds``, redrawn each call) get the
     network's values; every camera's rays max-pool them (``radius`` = anchors' support), with
     boundary-aware assignment unless disabled; the probed values are compared with the silhouettes.
-    Cameras are look_at perspective (``viewing_angle``, ``at``, ``up``), one per view.
+    Cameras are :class:`~taichi_softras.camera.Camera` values, or look_at perspective eyes
+    (``viewing_angle``, ``at``, ``up``), one per view.
     """
 
     def __init__(
@@ -103,7 +106,8 @@ class FieldProber(nn.Module):
         pixels: torch.Tensor | None = None,
         weights: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """eyes ``(V, 3)``; silhouettes ``(V, H, W)``; anchors ``(N, 3)`` shared by the views or
+        """eyes: a :class:`~taichi_softras.camera.Camera` of batch V (or 1) or look_at eyes ``(V, 3)``
+        (with the prober's ``viewing_angle``, ``at``, ``up``); silhouettes ``(V, H, W)``; anchors ``(N, 3)`` shared by the views or
         ``(V, N, 3)``; pixels ``(V, R)`` flat indices of the rays (default: all, R = H W); weights
         ``(V, R)`` per-ray loss weights. Returns the scalar loss and the probed values: an image
         ``(V, H, W)`` without ``pixels``, else ``(V, R)``."""
@@ -119,8 +123,9 @@ class FieldProber(nn.Module):
         values = evaluate(network, anchors.to(silhouettes.dtype))
         if anchors.ndim == 2:
             anchors, values = anchors[None].expand(v, -1, -1), values[None].expand(v, -1)
+        cams = eyes if isinstance(eyes, Camera) else eyes.to(silhouettes.dtype)
         result = probe_view(
-            eyes.to(silhouettes.dtype), anchors.to(silhouettes.dtype).contiguous(), self.radius, values.contiguous(),
+            cams, anchors.to(silhouettes.dtype).contiguous(), self.radius, values.contiguous(),
             (h, w), pixels=pixels, silhouettes=silhouettes, boundary_aware=self.boundary_aware,
             viewing_angle=self.viewing_angle, at=self.at, up=self.up,
         )
@@ -194,15 +199,6 @@ def occupancy_grid(network: Field, resolution: int = 32, bounds: Sequence[float]
                    batch_points: int = 65536, device=None) -> torch.Tensor:
     """Voxels ``(res, res, res)`` bool ([x, y, z]) whose centre has φ > ``level``."""
     return field_grid(network, resolution, bounds, batch_points, device) > level
-
-
-def voxel_iou(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Intersection over union of two boolean grids of the same shape (1.0 when both are empty)."""
-    if a.shape != b.shape:
-        raise ValueError(f"grids must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-    a, b = a.bool(), b.bool()
-    union = int((a | b).sum())
-    return 1.0 if union == 0 else int((a & b).sum()) / union
 
 
 def extract_mesh(network: Field, resolution: int = 64, bounds: Sequence[float] = (-0.5, 0.5), level: float = 0.5,

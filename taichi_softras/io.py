@@ -22,6 +22,7 @@ from PIL import Image
 
 from . import conventions as C
 from .geometry import normalize_vertices
+from .ops.checks import check_choice
 from .obj_reader import Material, parse_obj, read_mtl
 from .textures import sample_surface_textures, texture_atlas
 
@@ -116,8 +117,7 @@ def surface_textures(obj: ObjData, texture_res: int) -> torch.Tensor:
 def read_geometry(filename_obj: PathLike, normalization: bool, texture_type: str) -> tuple[ObjData, torch.Tensor]:
     """Parse an OBJ for ``load_obj``/``Mesh.from_obj``: the file's data and its vertices ``(N, 3)``
     (centred and scaled into [-1, 1]^3 with ``normalization``); ``texture_type`` is checked first."""
-    if texture_type not in C.TEXTURE_TYPES:
-        raise ValueError(f"texture_type must be one of {C.TEXTURE_TYPES}, got {texture_type!r}")
+    check_choice(texture_type, "texture_type", C.TEXTURE_TYPES)
     obj = read_obj(filename_obj)
     vertices = torch.from_numpy(obj.vertices)
     return obj, normalize_vertices(vertices) if normalization else vertices
@@ -178,8 +178,7 @@ def save_obj(
     (written as ``<name>.png`` atlas of ``texture_res``-pixel tiles + ``<name>.mtl`` + per-corner UVs,
     which :func:`load_obj` reads back, exactly up to 8-bit rounding when ``texture_res >= 6 R + 1``)
     or vertex ``(N, 3)`` (written as ``v x y z r g b``)."""
-    if texture_type not in C.TEXTURE_TYPES:
-        raise ValueError(f"texture_type must be one of {C.TEXTURE_TYPES}, got {texture_type!r}")
+    check_choice(texture_type, "texture_type", C.TEXTURE_TYPES)
     path = Path(filename)
     vertices = _check_2d(vertices, "vertices", 3)
     faces = _check_2d(faces, "faces", 3)

@@ -15,7 +15,7 @@ import torch
 from . import conventions as C
 from .geometry import face_normals, face_vertices, vertex_normals
 from .io import PathLike, load_image, obj_textures, read_geometry, save_obj
-from .ops.checks import check_face_indices
+from .ops.checks import check_choice, check_face_indices
 
 
 def _as_tensor(x, name: str, floating: bool) -> torch.Tensor:
@@ -39,8 +39,7 @@ class Mesh:
     A batch of 1 in faces or textures is broadcast to the vertices' batch."""
 
     def __init__(self, vertices, faces, textures=None, texture_res: int = 1, texture_type: str = "surface"):
-        if texture_type not in C.TEXTURE_TYPES:
-            raise ValueError(f"texture_type must be one of {C.TEXTURE_TYPES}, got {texture_type!r}")
+        check_choice(texture_type, "texture_type", C.TEXTURE_TYPES)
         vertices = _as_tensor(vertices, "vertices", floating=True)
         faces = _as_tensor(faces, "faces", floating=False).to(vertices.device)
         if vertices.ndim == 2:

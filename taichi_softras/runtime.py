@@ -327,15 +327,3 @@ def launch(device: torch.device) -> Iterator[None]:
         finally:
             if device.type == "cuda":
                 _taichi().sync()
-
-
-def torch_to_taichi_sync(device: torch.device) -> None:
-    """Make Taichi's kernels see torch's pending CUDA work (no-op elsewhere). Prefer :func:`launch`."""
-    if torch.device(device).type == "cuda":
-        torch.cuda.current_stream(device).synchronize()
-
-
-def taichi_to_torch_sync(device: torch.device) -> None:
-    """Make torch see Taichi's finished CUDA work (no-op elsewhere). Prefer :func:`launch`."""
-    if torch.device(device).type == "cuda":
-        _taichi().sync()

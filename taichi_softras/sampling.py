@@ -14,7 +14,7 @@ import torch
 
 from ._lazy import filters, measure, ndimage
 from .ops.checks import check_tensor
-from .ops.probe import project_to_pixels
+from .camera import Camera, as_camera
 
 
 def _check_fraction(value: float, name: str) -> float:
@@ -81,7 +81,7 @@ def grid_points(resolution: int, bounds: Sequence[float] = (-0.5, 0.5), device=N
 
 def visual_hull(
     silhouettes: torch.Tensor,
-    eyes: torch.Tensor,
+    eyes,
     resolution: int = 64,
     bounds: Sequence[float] = (-0.5, 0.5),
     viewing_angle: float = 30.0,
@@ -89,17 +89,23 @@ def visual_hull(
     up: Sequence[float] = (0, 1, 0),
 ) -> torch.Tensor:
     """Voxels ``(res, res, res)`` bool ([x, y, z], centres of the cube ``bounds``) whose centre
-    projects inside every silhouette ``(V, H, W)`` seen from look_at cameras ``eyes (V, 3)``
-    (a centre projecting outside an image is outside)."""
+    projects inside every silhouette ``(V, H, W)`` seen from the cameras ``eyes``: a
+    :class:`~taichi_softras.camera.Camera` of batch V (its image size that of the silhouettes) or
+    the look_at cameras of eyes ``(V, 3)`` (a centre projecting outside an image is outside)."""
     check_tensor(silhouettes, "silhouettes", ndim=3)
-    check_tensor(eyes, "eyes", ndim=2, last=(3,))
-    if eyes.shape[0] != silhouettes.shape[0]:
-        raise ValueError(f"eyes must have one row per silhouette ({silhouettes.shape[0]}), got {tuple(eyes.shape)}")
     v, h, w = silhouettes.shape
+    if isinstance(eyes, Camera):
+        if eyes.batch_size != v:
+            raise ValueError(f"the camera must have one view per silhouette ({v}), got batch {eyes.batch_size}")
+    else:
+        check_tensor(eyes, "eyes", ndim=2, last=(3,))
+        if eyes.shape[0] != v:
+            raise ValueError(f"eyes must have one row per silhouette ({v}), got {tuple(eyes.shape)}")
+    camera = as_camera(eyes, (h, w), viewing_angle, at, up, dtype=torch.float64, name="eyes")
     pts = grid_points(resolution, bounds, silhouettes.device, torch.float64).reshape(1, -1, 3)
     inside = torch.ones(pts.shape[1], dtype=torch.bool, device=silhouettes.device)
     for k in range(v):
-        row, col, valid = project_to_pixels(pts, eyes[k : k + 1].double(), (h, w), viewing_angle, at, up)
+        row, col, valid = camera[k].to_pixels(pts)
         inside &= (silhouettes[k].reshape(-1)[(row * w + col)[0]] > 0.5) & valid[0]
     return inside.reshape(resolution, resolution, resolution)
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import torch
 
 from . import runtime
+from .ops.checks import check_choice
 
 METHODS = ("softras", "center")
 #: Minimum number of the six axis rays that must see an odd number of crossings ('center').
@@ -48,8 +49,7 @@ def _check(face_vertices: torch.Tensor, size: int, method: str) -> None:
         raise TypeError(f"face_vertices must be float32 or float64, got {face_vertices.dtype}")
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"size must be a positive int, got {size!r}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    check_choice(method, "method", METHODS)
     if not bool(torch.isfinite(face_vertices).all()):
         raise ValueError("face_vertices contains NaN or inf")
 
@@ -170,22 +170,41 @@ def voxelization(face_vertices: torch.Tensor, size: int, normalize: bool = False
         pairs = _line_pairs(faces, size, 0.5, distinct_faces(faces))
         if len(pairs[0]):
             with runtime.launch(device):
-                args = _kernel_arrays(faces, *pairs, crossings)
-                K.count_crossings(*args, size)
-                crossings = _to_torch(args[-1], crossings)
+                faces_k, pair_item, offset, box, crossings_k = _kernel_arrays(faces, *pairs, crossings)
+                K.count_crossings(faces=faces_k, pair_item=pair_item, offset=offset, box=box, crossings=crossings_k, size=size)
+                crossings = _to_torch(crossings_k, crossings)
         return (_inside_votes(crossings) >= INSIDE_VOTES).to(torch.int32)
     outside = torch.zeros_like(voxels)
     pairs = _line_pairs(faces, size, 0.0, None)
     with runtime.launch(device):
         faces_k, voxels_k, outside_k = _kernel_arrays(faces, voxels, outside)
         if len(pairs[0]):
-            K.mark_surface(faces_k, *_kernel_arrays(*pairs), voxels_k, size)
-        K.mark_corners(faces_k, voxels_k, size)
-        K.seed_outside(voxels_k, outside_k, size)
-        while K.grow_outside(voxels_k, outside_k, size):
+            pair_item, offset, box = _kernel_arrays(*pairs)
+            K.mark_surface(faces=faces_k, pair_item=pair_item, offset=offset, box=box, voxels=voxels_k, size=size)
+        K.mark_corners(faces=faces_k, voxels=voxels_k, size=size)
+        K.seed_outside(voxels=voxels_k, outside=outside_k, size=size)
+        while K.grow_outside(voxels=voxels_k, outside=outside_k, size=size):
             pass
         outside = _to_torch(outside_k, outside)
     return 1 - outside
+
+
+def voxel_ious(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-item intersection over union of boolean grids ``(B, ...)`` of the same shape -> ``(B,)``
+    float64 (1 where both are empty)."""
+    if a.shape != b.shape:
+        raise ValueError(f"grids must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    a, b = a.bool().flatten(1), b.bool().flatten(1)
+    inter = (a & b).sum(1).double()
+    union = (a | b).sum(1).double()
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+
+
+def voxel_iou(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Intersection over union of two boolean grids of the same shape (1.0 when both are empty)."""
+    if a.shape != b.shape:
+        raise ValueError(f"grids must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    return float(voxel_ious(a.reshape(1, -1), b.reshape(1, -1))[0])
 
 
 def solid_voxels(face_vertices: torch.Tensor, size: int, normalize: bool = False) -> torch.Tensor:

@@ -4,12 +4,12 @@ float64 reference in the hard modes)."""
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import itertools
 
 import torch
 
-from taichi_softras.ops.settings import parse_rasterize_args
+from taichi_softras.spec import RasterSettings, check_inputs
 from taichi_softras.reference import rasterize as R
 
 MODES = list(
@@ -64,10 +64,9 @@ def stable_pixels(fv, tex, kw, tol=1e-4):
     """(B, H, W) bool: pixels whose every discrete decision (inside, cut-off, texel cell, depth range,
     nearest face) has a margin of ``tol`` in the float64 reference, so a float32 kernel must agree
     there; only continuous functions of the inputs remain."""
-    params = list(inspect.signature(R.soft_rasterize).parameters.values())[2:15]  # image_size .. texture_type
-    args = {p.name: kw.get(p.name, p.default) for p in params}
+    s = RasterSettings(**{f.name: kw[f.name] for f in dataclasses.fields(RasterSettings) if f.name in kw})
     fv = fv.double()
-    s = parse_rasterize_args(fv, tex.double(), **args)
+    texture_res = check_inputs(fv, tex.double(), s)
     px, py = R._pixel_grid(s, fv)
     fr = R._fragments(fv, s, px, py)
     x = [fv[:, :, i, 0, None] for i in range(3)]
@@ -88,8 +87,8 @@ def stable_pixels(fv, tex, kw, tol=1e-4):
     near_cut = in_box & ~fr["inside"] & ((d2 - s.threshold).abs() < tol * s.threshold + 1e-12)
     near_range = fr["keep"] & (((fr["zp"] - s.near).abs() < tol) | ((fr["zp"] - s.far).abs() < tol))
     unstable = near_box | near_edge | near_cut | near_range
-    if s.texture_type == "surface" and s.texture_res > 1:
-        res = s.texture_res
+    if s.texture_type == "surface" and texture_res > 1:
+        res = texture_res
         c0, c1, c2 = (c * res for c in fr["wc"])
         frac = lambda v: (v - v.round()).abs()  # noqa: E731
         diagonal = (res - c2) - c0.floor() - c1.floor() - 1  # the in-cell split of SoftRas's layout

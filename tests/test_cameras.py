@@ -112,3 +112,124 @@ def test_pixel_rays_hit_their_pixel_centres():
     assert torch.allclose(ndc[0, :, 1], yy.reshape(-1).double(), atol=1e-9)
     with pytest.raises(ValueError, match="image_size"):
         cameras.pixel_rays(eye, image_size=0)
+
+
+# --- the Camera value ---------------------------------------------------------------------------
+
+from taichi_softras import Camera, Mesh, SoftRenderer, probe_view  # noqa: E402
+from taichi_softras.rotations import axis_angle_to_matrix  # noqa: E402
+
+
+def _opencv_scene(dtype=torch.float64):
+    """A non-square image, fx != fy, an off-centre principal point, a tilted camera."""
+    K = torch.tensor([[52.0, 0.0, 23.3], [0.0, 41.0, 10.6], [0.0, 0.0, 1.0]], dtype=dtype)
+    R = axis_angle_to_matrix(torch.tensor([0.15, -0.3, 0.1], dtype=dtype))
+    t = torch.tensor([0.05, -0.1, 2.5], dtype=dtype)
+    return K, R, t, (24, 40)
+
+
+def _pinhole(K, R, t, X):
+    """Independent statement of OpenCV's pinhole: u = fx x / z + cx, v = fy y / z + cy."""
+    xc = X @ R.T + t
+    return torch.stack((K[0, 0] * xc[:, 0] / xc[:, 2] + K[0, 2], K[1, 1] * xc[:, 1] / xc[:, 2] + K[1, 2]), -1), xc[:, 2]
+
+
+def test_from_opencv_lands_points_where_the_pinhole_formula_does():
+    K, R, t, size = _opencv_scene()
+    X = torch.randn(30, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 0.4
+    uv, depth = Camera.from_opencv(K, R, t, size).project(X[None])
+    want_uv, want_z = _pinhole(K, R, t, X)
+    torch.testing.assert_close(uv[0], want_uv, atol=1e-9, rtol=0)
+    torch.testing.assert_close(depth[0], want_z, atol=1e-12, rtol=0)
+
+
+def test_from_opencv_renders_a_point_at_its_pixel():
+    """A small triangle around a 3D point: its rendered silhouette is centred on the pixel the
+    pinhole formula gives (sub-pixel), in a non-square image with the rows counted from the top."""
+    K, R, t, (h, w) = _opencv_scene(torch.float32)
+    cam = Camera.from_opencv(K, R, t, (h, w))
+    renderer = SoftRenderer(image_size=8, camera_mode="look_at", sigma_val=1e-6, light_intensity_directionals=0.0)
+    for point in ([0.1, 0.05, 0.0], [-0.3, -0.2, 0.1]):
+        p = torch.tensor(point)
+        tri = p + 0.06 * torch.tensor([[1.0, 0.0, 0.0], [-0.5, 0.87, 0.0], [-0.5, -0.87, 0.0]])
+        centroid = tri.mean(0)
+        sil = renderer(tri[None], torch.tensor([[[0, 1, 2]]]), mode="silhouettes", camera=cam)[0]
+        assert sil.shape == (h, w)
+        rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+        got = torch.stack(((sil * cols).sum() / sil.sum(), (sil * rows).sum() / sil.sum()))
+        (want,), _ = _pinhole(K.double(), R.double(), t.double(), centroid.double()[None])
+        # the projected centroid is not the image of the 3D centroid: allow the triangle's perspective skew
+        assert (got.double() - want).abs().max() < 0.5, (got, want)
+
+
+def test_look_at_camera_equals_the_look_at_mode_exactly():
+    sphere = Mesh.from_obj(__import__("taichi_softras").DATA_DIR / "sphere_642.obj")
+    eye = cameras.get_points_from_angles(2.7, 20.0, 35.0)
+    mode = SoftRenderer(image_size=24, camera_mode="look_at", eye=eye, viewing_angle=25.0)
+    cam = Camera.look_at(eye, viewing_angle=25.0, image_size=24)
+    assert torch.equal(mode.render_mesh(sphere), mode.render_mesh(sphere, camera=cam))
+    v = torch.randn(2, 40, 3, generator=torch.Generator().manual_seed(1))
+    eyes = torch.tensor([eye, (0.5, 1.0, -2.0)])
+    assert torch.equal(Camera.look_at(eyes, viewing_angle=25.0).transform(v), cameras.perspective(cameras.look_at(v, eyes), 25.0))
+    assert torch.equal(mode.camera(v).transform(v), cameras.perspective(cameras.look_at(v, eye), 25.0))
+
+
+def test_from_projection_equals_the_projection_mode_exactly():
+    P = torch.tensor([[300.0, 0.0, 128.0, 10.0], [0.0, 300.0, 128.0, -5.0], [0.0, 0.0, 1.0, 3.0]])
+    dist = torch.tensor([0.01, -0.002, 0.001, 0.0005, 0.0])
+    v = torch.randn(1, 50, 3, generator=torch.Generator().manual_seed(2)) * 0.3
+    cam = Camera.from_projection(P, 256, dist_coeffs=dist)
+    assert torch.equal(cam.transform(v), cameras.projection(v, P, dist, 256))
+
+
+@pytest.mark.parametrize("kind", ["opencv", "look_at", "projection"])
+def test_the_ray_of_a_pixel_projects_back_onto_it(kind):
+    K, R, t, size = _opencv_scene()
+    if kind == "opencv":
+        cam = Camera.from_opencv(K, R, t, size)
+    elif kind == "look_at":
+        cam = Camera.look_at(torch.tensor([0.3, 0.5, -2.0], dtype=torch.float64), image_size=size)
+    else:
+        P = torch.cat((K @ R, (K @ t)[:, None]), 1)
+        cam = Camera.from_projection(P, 40, orig_size=40.0)
+        size = (40, 40)
+    origins, dirs = cam.rays()
+    h, w = size
+    points = origins + 1.7 * dirs
+    uv, depth = cam.project(points)
+    rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    tol = 1e-3 if kind == "projection" else 1e-9  # SoftRas's P mode divides by z + 1e-5
+    torch.testing.assert_close(uv[0], torch.stack((cols, rows), -1).reshape(-1, 2), atol=tol, rtol=0)
+    assert bool((depth > 0).all())
+
+
+def test_probing_with_an_opencv_camera_equals_the_equivalent_look_at_camera():
+    h, w, angle = 20, 28, 20.0
+    eye = torch.tensor([[0.4, 0.6, -2.2]], dtype=torch.float64)
+    look_at = Camera.look_at(eye, viewing_angle=angle, image_size=(h, w))
+    # The same camera in OpenCV's terms: y down, focal S / (2 tan(angle)), principal point at the centre.
+    R = look_at.rotation[0] * torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)[:, None]
+    t = -R @ eye[0]
+    f = min(h, w) / (2 * math.tan(math.radians(angle)))
+    K = torch.tensor([[f, 0.0, (w - 1) / 2], [0.0, f, (h - 1) / 2], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    opencv = Camera.from_opencv(K, R, t, (h, w))
+    gen = torch.Generator().manual_seed(3)
+    anchors = (torch.rand(1, 3000, 3, generator=gen, dtype=torch.float64) - 0.5) * 0.8
+    values = torch.rand(1, 3000, generator=gen, dtype=torch.float64)
+    sil = (torch.rand(1, h, w, generator=gen) > 0.5).double()
+    a = probe_view(look_at, anchors, 0.03, values, silhouettes=sil, boundary_aware=True)
+    b = probe_view(opencv, anchors, 0.03, values, silhouettes=sil, boundary_aware=True)
+    assert a.count.sum() > 1000  # the rays do probe
+    assert torch.equal(a.index, b.index) and torch.equal(a.count, b.count)
+    torch.testing.assert_close(a.value, b.value, atol=0, rtol=0)
+
+
+def test_camera_is_immutable_and_batched():
+    cam = Camera.look_at(torch.tensor([[0.0, 0.0, -2.0], [1.0, 0.0, -2.0]]))
+    with pytest.raises(Exception, match="cannot assign"):
+        cam.eye = torch.zeros(2, 3)
+    assert cam.batch_size == 2 and torch.equal(cam[1].eye, cam.eye[1:])
+    with pytest.raises(ValueError, match="batch"):
+        cam.transform(torch.zeros(3, 4, 3))
+    with pytest.raises(ValueError, match="no skew"):
+        Camera.from_opencv(torch.tensor([[1.0, 0.1, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]), torch.eye(3), torch.zeros(3), (4, 4))

@@ -1,4 +1,4 @@
-"""Performance guards without timed asserts (issue 7).
+"""Performance guards without timed asserts.
 
 * Work is bounded by the geometry, not by H*W*F: the face-tile pairs binned by a forward
   (``engine.last_pairs``) are tiny for a small triangle in a big image and grow with the image's
@@ -176,13 +176,12 @@ def test_benchmark_covered_pair_count_matches_reference(size, sigma):
         from benchmarks.common import covered_pairs
     finally:
         sys.path.pop(0)
-    from taichi_softras.ops.settings import parse_rasterize_args
+    from taichi_softras.spec import RasterSettings
     from taichi_softras.reference.rasterize import _fragments, _pixel_grid
 
     fv, tex = _scene(2, batch=2)
     fv[1, :, :, :2] *= 0.5  # two different images
-    s = parse_rasterize_args(fv, tex, size, (0, 0, 0), 1, 100, True, 1e-3, sigma, "euclidean", 1e-4, 1e-4,
-                             "softmax", "prod", "surface")
+    s = RasterSettings(size, (0, 0, 0), 1, 100, True, 1e-3, sigma, "euclidean", 1e-4, 1e-4, "softmax", "prod", "surface")
     px, py = _pixel_grid(s, fv.double())
     keep = _fragments(fv.double(), s, px, py)["keep"]  # (B, F, P)
     pairs, kmax, exact = covered_pairs(fv, size, sigma, 1e-4)

@@ -220,11 +220,11 @@ def test_buffers_are_reused_across_calls():
 
     args = _scene(9, torch.float32, pinhole=True)
     probe_rays(*args)
-    before = probe_op._POOL.allocations
+    before = probe_op.engine().POOL.allocations
     for seed in range(3):
         o, d, a, r, v = _scene(9 + seed, torch.float32, pinhole=True)
         probe_rays(o, d, a, r, v.requires_grad_(True)).value.sum().backward()
-    assert probe_op._POOL.allocations == before
+    assert probe_op.engine().POOL.allocations == before
 
 
 @pytest.mark.cuda

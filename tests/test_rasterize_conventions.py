@@ -1,4 +1,4 @@
-"""Each SoftRas convention pinned by its own test (DESIGN.md section 2, conventions.py)."""
+"""Each SoftRas convention pinned by its own test (taichi_softras/conventions.py)."""
 
 import math
 

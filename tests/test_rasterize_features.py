@@ -1,4 +1,4 @@
-"""Auxiliary outputs, UV texture maps, ragged batches, no-grad and torch.compile (issue 9)."""
+"""Auxiliary outputs, UV texture maps, ragged batches, no-grad and torch.compile ."""
 
 import pytest
 import torch

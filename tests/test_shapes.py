@@ -4,7 +4,7 @@ import pytest
 import torch
 import trimesh
 
-from taichi_softras import shapes
+from taichi_softras import assets, rotations, shapes
 
 
 def _trimesh(v, f):
@@ -50,7 +50,7 @@ def test_combine_reindexes_faces():
 
 
 def test_car_has_body_cabin_and_four_wheels_inside_the_unit_box():
-    v, f = shapes.car()
+    v, f = assets.car()
     m = _trimesh(v, f)
     assert len(m.split(only_watertight=False)) == 6
     assert m.is_winding_consistent and m.volume > 0
@@ -81,9 +81,9 @@ def test_other_builders_reject_bad_arguments():
     with pytest.raises(ValueError, match="parts"):
         shapes.combine([])
     with pytest.raises(ValueError, match="num_bones"):
-        shapes.chain(num_bones=0)
+        assets.chain(num_bones=0)
     with pytest.raises(ValueError, match="hinge_axes"):
-        shapes.chain(num_bones=3, hinge_axes=[(0, 0, 1)])
+        assets.chain(num_bones=3, hinge_axes=[(0, 0, 1)])
 
 
 def test_axis_angle_matches_quaternion_and_known_rotation():
@@ -91,28 +91,28 @@ def test_axis_angle_matches_quaternion_and_known_rotation():
     aa = torch.randn(20, 3, dtype=torch.float64)
     angle = aa.norm(dim=1, keepdim=True)
     q = torch.cat([torch.cos(angle / 2), torch.sin(angle / 2) * aa / angle], 1)
-    r = shapes.axis_angle_to_matrix(aa)
-    torch.testing.assert_close(r, shapes.quaternion_to_matrix(q * 3.0))  # any norm
+    r = rotations.axis_angle_to_matrix(aa)
+    torch.testing.assert_close(r, rotations.quaternion_to_matrix(q * 3.0))  # any norm
     torch.testing.assert_close(r @ r.transpose(1, 2), torch.eye(3, dtype=torch.float64).expand(20, 3, 3))
-    quarter = shapes.axis_angle_to_matrix(torch.tensor([0.0, 0.0, math.pi / 2], dtype=torch.float64))
+    quarter = rotations.axis_angle_to_matrix(torch.tensor([0.0, 0.0, math.pi / 2], dtype=torch.float64))
     torch.testing.assert_close(quarter @ torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64))
 
 
 def test_axis_angle_gradients_including_zero():
     for aa in (torch.tensor([0.3, -0.2, 0.9]), torch.zeros(3), torch.tensor([1e-6, 0.0, 0.0])):
         aa = aa.double().requires_grad_()
-        assert torch.autograd.gradcheck(shapes.axis_angle_to_matrix, (aa,))
+        assert torch.autograd.gradcheck(rotations.axis_angle_to_matrix, (aa,))
 
 
 def test_rotation_angle_deg():
     aa = torch.tensor([[0.0, 0.0, 0.0], [0.0, math.radians(30.0), 0.0]], dtype=torch.float64)
-    r = shapes.axis_angle_to_matrix(aa)
-    assert shapes.rotation_angle_deg(r[0], r[1]).item() == pytest.approx(30.0)
-    assert shapes.rotation_angle_deg(r[1], r[1]).item() == pytest.approx(0.0, abs=1e-5)
+    r = rotations.axis_angle_to_matrix(aa)
+    assert rotations.rotation_angle_deg(r[0], r[1]).item() == pytest.approx(30.0)
+    assert rotations.rotation_angle_deg(r[1], r[1]).item() == pytest.approx(0.0, abs=1e-5)
 
 
 def test_chain_rest_pose_weights_and_watertight_tube():
-    rig = shapes.chain(num_bones=4)
+    rig = assets.chain(num_bones=4)
     m = _trimesh(rig.vertices, rig.faces)
     assert m.is_watertight and m.is_winding_consistent and m.volume > 0
     torch.testing.assert_close(rig.weights.sum(1), torch.ones(rig.vertices.shape[0]))
@@ -121,13 +121,13 @@ def test_chain_rest_pose_weights_and_watertight_tube():
 
 
 def test_chain_pose_is_rigid_per_bone_and_hinges_at_joints():
-    rig = shapes.chain(num_bones=3, blend=0.005)
+    rig = assets.chain(num_bones=3, blend=0.005)
     angles = torch.tensor([0.4, -0.7, 0.5], dtype=torch.float64)
     posed = rig.pose(angles)[0]
     rest = rig.vertices.double()
     # Root rotation only: every vertex turns about joint 0 by R_0.
     root = rig.pose(torch.tensor([0.4, 0.0, 0.0], dtype=torch.float64))[0]
-    r0 = shapes.axis_angle_to_matrix(0.4 * rig.hinge_axes[0].double())
+    r0 = rotations.axis_angle_to_matrix(0.4 * rig.hinge_axes[0].double())
     torch.testing.assert_close(root, (rest - rig.joints[0].double()) @ r0.T + rig.joints[0].double())
     # Pairwise distances inside the middle of each bone are preserved (rigid), and the tip moved.
     y, j = rest[:, 1], rig.joints[:, 1].double()
@@ -139,6 +139,6 @@ def test_chain_pose_is_rigid_per_bone_and_hinges_at_joints():
 
 
 def test_chain_pose_gradients():
-    rig = shapes.chain(num_bones=3, rings_per_bone=2, sections=5)
+    rig = assets.chain(num_bones=3, rings_per_bone=2, sections=5)
     angles = torch.tensor([0.2, -0.3, 0.4], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda a: rig.pose(a), (angles,))

@@ -16,7 +16,7 @@ binning O(B N + P) integer work; ``find_argmax`` O(sum over rays of the anchors 
 their tile), i.e. ~ (ray, anchor) hits for pinhole rays, O(R N) for rays without a tile (tile -1);
 ``find_argmax_grid`` O(sum over rays of the cells crossed (<= 3 G) and the anchors listed in them);
 ``gather`` O(B R). Memory: the tile lists, O(P + B T) int32. ``find_argmax`` is forward-only (max
-pooling's Taichi autodiff is wrong, DESIGN.md §3); gradients come from ``gather.grad``.
+pooling's Taichi autodiff is wrong, docs/design.md, Taichi autodiff rules); gradients come from ``gather.grad``.
 """
 
 import taichi as ti

@@ -45,7 +45,7 @@ from typing import NamedTuple
 
 import taichi as ti
 
-from ..conventions import BARY_SUM_EPS, DET_EPS, Z_CULL
+from ..conventions import AUX_CHANNELS, BARY_SUM_EPS, DET_EPS, Z_CULL
 from ..conventions import code as _code
 
 TILE = 8
@@ -65,6 +65,23 @@ D_LOG_GX, D_LOG_GY = 7, 8  # log2 of the tile grid's padded width and height (se
 N_DIMS = 9
 
 
+class Dims(NamedTuple):
+    """The integer sizes written to ``dims``, in its layout (field i is ``dims[i]``, the ``D_*``)."""
+
+    B: int
+    F: int
+    H: int
+    W: int
+    R: int  # surface texture resolution (R*R texels), 0 otherwise
+    TH: int  # UV image height, 0 otherwise
+    TW: int
+    log_gx: int
+    log_gy: int
+
+
+assert Dims._fields.index("log_gy") == D_LOG_GY and len(Dims._fields) == N_DIMS
+
+
 def tile_grid(height: int, width: int) -> tuple[int, int]:
     """log2 of the tile grid's columns and rows: tiles per side rounded up to a power of two, so
     that the per-(tile, pixel) passes find a tile's batch element and position by shifts and masks
@@ -82,6 +99,9 @@ S_FRONT = 24  # 1.0 if front-facing
 S_XY = 25  # x0, y0, x1, y1, x2, y2
 S_KLINE = 31  # det^2 / |edge opposite corner i|^2: inside, d^2 = min_i w_i^2 k_i (see _dist2)
 NS = 34
+
+# Channels of ``aux`` (conventions.AUX_CHANNELS).
+AUX_Q, AUX_N, AUX_S = (AUX_CHANNELS[name][0] for name in ("barycentrics", "normals", "screen_normals"))
 
 # Compile-time mode codes: the index of the name in conventions' tables.
 DIST_EUCLIDEAN, DIST_BARYCENTRIC, DIST_HARD = (_code("dist_func", n) for n in ("euclidean", "barycentric", "hard"))
@@ -630,8 +650,9 @@ def _unit(x, y, z):
 @ti.kernel
 def auxiliary(f: ti.template(), m: ti.template(), n: ti.i32):
     """Per pixel, for the nearest covering face (``psel``): perspective-correct barycentrics (aux
-    0..2), interpolated unit vertex normals ``vn`` (3..5, if ``normals``) and the unit screen-space
-    face normal cross(v1 - v0, v2 - v0) of (x_ndc, y_ndc, z) (6..8). Zeros elsewhere. O(B*H*W)."""
+    channels AUX_Q..), interpolated unit vertex normals ``vn`` (AUX_N.., if ``normals``) and the unit
+    screen-space face normal cross(v1 - v0, v2 - v0) of (x_ndc, y_ndc, z) (AUX_S..). Zeros elsewhere.
+    O(B*H*W)."""
     for p in range(n):
         sel = f.psel[p]
         if sel >= 0:
@@ -646,13 +667,13 @@ def auxiliary(f: ti.template(), m: ti.template(), n: ti.i32):
                 px, py, x0, y0, x1, y1, x2, y2, a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20, f.prm[P_THR], (), DIST_HARD
             )
             q0, q1, q2 = c0 * iz0 * zp, c1 * iz1 * zp, c2 * iz2 * zp
-            aux[p, 0], aux[p, 1], aux[p, 2] = q0, q1, q2
+            aux[p, AUX_Q + 0], aux[p, AUX_Q + 1], aux[p, AUX_Q + 2] = q0, q1, q2
             if ti.static(m.normals):
                 base = fb * 9
                 nx = q0 * vn[base + 0] + q1 * vn[base + 3] + q2 * vn[base + 6]
                 ny = q0 * vn[base + 1] + q1 * vn[base + 4] + q2 * vn[base + 7]
                 nz = q0 * vn[base + 2] + q1 * vn[base + 5] + q2 * vn[base + 8]
-                aux[p, 3], aux[p, 4], aux[p, 5] = _unit(nx, ny, nz)
+                aux[p, AUX_N + 0], aux[p, AUX_N + 1], aux[p, AUX_N + 2] = _unit(nx, ny, nz)
             ex, ey, ez = x1 - x0, y1 - y0, z1 - z0
             gx, gy, gz = x2 - x0, y2 - y0, z2 - z0
-            aux[p, 6], aux[p, 7], aux[p, 8] = _unit(ey * gz - ez * gy, ez * gx - ex * gz, ex * gy - ey * gx)
+            aux[p, AUX_S + 0], aux[p, AUX_S + 1], aux[p, AUX_S + 2] = _unit(ey * gz - ez * gy, ez * gx - ex * gz, ex * gy - ey * gx)

@@ -50,7 +50,7 @@ def bin_items(pool: FieldPool, box, n_items: int, per_batch: int, grid: tuple[in
     key = pool.get("bin_key", i32, max(n_pairs, 1))
     item = pool.get("bin_item", i32, max(n_pairs, 1))
     if n_pairs:
-        K.emit(box, ioff, n_items, per_batch, gx, gy, cells, key, item)
+        K.emit(box=box, ioff=ioff, n=n_items, per_batch=per_batch, gx=gx, gy=gy, cells=cells, key=key, item=item)
     ccnt = pool.get("bin_cell_count", i32, max(n_cells, 1))
     K.histogram(key, n_pairs, ccnt, n_cells)
     off = pool.get("bin_cell_off", i32, n_cells + 1)
@@ -59,7 +59,7 @@ def bin_items(pool: FieldPool, box, n_items: int, per_batch: int, grid: tuple[in
     cell = pool.get("bin_cell", i32, max(n_pairs, 1))
     if n_pairs:
         fill = pool.get("bin_fill", i32, max(n_cells, 1))
-        K.scatter(key, item, n_pairs, off, fill, lst, cell, serial)
+        K.scatter(key=key, item=item, n_pairs=n_pairs, off=off, fill=fill, lst=lst, cell=cell, serial=serial)
         if not serial:
             K.sort_lists(off, lst, n_cells)
     return Bins(off, lst, cell, n_pairs)

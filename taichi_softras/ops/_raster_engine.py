@@ -17,9 +17,10 @@ from .. import runtime
 from ..kernels import raster as K
 from ..kernels.common import load, load_image, load_rgba_depth, store, store_image, store_rgba_depth, zero, zero2
 from ._binning import bin_items, count_field
+from ..spec import AUX_WIDTH, Extras, RasterSettings
 from ._buffers import FieldPool, check_budget
 
-ACC_WIDTH, OUT_WIDTH, AUX_WIDTH = 7, 5, 9
+ACC_WIDTH, OUT_WIDTH = 7, 5
 
 
 class Engine:
@@ -82,16 +83,14 @@ class Engine:
             dims=g("dims", ti.i32, K.N_DIMS),
         )
 
-    def _set_params(self, f: K.Fields, s, dims) -> None:
+    def _set_params(self, f: K.Fields, s: RasterSettings, dims: K.Dims) -> None:
         vals = [0.0] * K.N_PRM
         vals[K.P_SIGMA], vals[K.P_GAMMA], vals[K.P_EPS] = s.sigma_val, s.gamma_val, s.eps
         vals[K.P_NEAR], vals[K.P_FAR] = s.near, s.far
         vals[K.P_THR], vals[K.P_RAD] = s.threshold, math.sqrt(s.threshold)
         vals[K.P_INV_S] = 1.0 / min(s.height, s.width)
         vals[K.P_BG : K.P_BG + 3] = s.background_color
-        ints = [0] * K.N_DIMS
-        for i, v in zip((K.D_B, K.D_F, K.D_H, K.D_W, K.D_R, K.D_TH, K.D_TW, K.D_LOG_GX, K.D_LOG_GY), dims):
-            ints[i] = v
+        ints = list(dims)  # K.Dims is laid out like the dims field
         key = (f.prm, f.dims, tuple(vals), tuple(ints))
         if key == self._params_key:  # a training loop repeats its settings: skip two launches
             return
@@ -100,7 +99,7 @@ class Engine:
         self._params_key = key
 
     @staticmethod
-    def modes(s, x, serial: bool) -> K.Modes:
+    def modes(s: RasterSettings, x: Extras, serial: bool) -> K.Modes:
         return K.Modes(
             dist=C.code("dist_func", s.dist_func), alpha=C.code("aggr_func_alpha", s.aggr_func_alpha),
             rgb=C.code("aggr_func_rgb", s.aggr_func_rgb), texmode=C.code("texture_type", s.texture_type),
@@ -109,21 +108,22 @@ class Engine:
         )
 
     @staticmethod
-    def _sizes(fv, tex, s):
+    def _dims(fv, tex, s: RasterSettings, x: Extras) -> K.Dims:
         B, F = fv.shape[:2]
         TH, TW = (tex.shape[2], tex.shape[3]) if s.texture_type == "uv" else (0, 0)
         lgx, lgy = K.tile_grid(s.height, s.width)
-        return B, F, s.height * s.width, (lgx, lgy), (B, F, s.height, s.width, s.texture_res, TH, TW, lgx, lgy)
+        return K.Dims(B, F, s.height, s.width, x.texture_res, TH, TW, lgx, lgy)
 
     # -- passes ----------------------------------------------------------------------------
 
-    def forward(self, ins: dict, s, x, owner, serial: bool):
+    def forward(self, ins: dict, s: RasterSettings, x: Extras, owner, serial: bool):
         """Run the forward pass on ``ins`` (fv, tex, uv, vn, nfc, grp tensors or None).
 
         Returns image (B, 4, H, W), depth (B, 1, H, W), aux (B, 9, H, W) or None, group masks
         (B, G, H, W) or None, face index (B, H, W) or None."""
         fv, tex = ins["fv"], ins["tex"]
-        B, F, P, (lgx, lgy), dims = self._sizes(fv, tex, s)
+        dims = self._dims(fv, tex, s, x)
+        B, F, P, lgx, lgy = dims.B, dims.F, dims.H * dims.W, dims.log_gx, dims.log_gy
         uv = s.texture_type == "uv"
         self._plan(B, F, tex.numel(), P, x, uv)
         f = self._fields(B, F, tex.numel(), P, x, uv)
@@ -170,10 +170,11 @@ class Engine:
         self._last = f, lists
         return image.reshape(B, 4, H, W), depth.reshape(B, 1, H, W), aux, gmask, face_index
 
-    def backward(self, ins: dict, s, x, grads: dict, serial: bool) -> dict:
+    def backward(self, ins: dict, s: RasterSettings, x: Extras, grads: dict, serial: bool) -> dict:
         """Gradients of sum(grad * output) w.r.t. the float inputs via Taichi autodiff."""
         fv = ins["fv"]
-        B, F, P, _, dims = self._sizes(fv, ins["tex"], s)
+        dims = self._dims(fv, ins["tex"], s, x)
+        B, P = dims.B, dims.H * dims.W
         f, lists = self._last
         m = self.modes(s, x, serial)
         diff = [n for n in ("fv", "tex", "uv", "vn") if ins.get(n) is not None]

@@ -127,3 +127,42 @@ def image_hw(image_size) -> tuple[int, int]:
 def check_same_device(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
     if a.device != b.device:
         raise ValueError(f"{name_a} is on {a.device} but {name_b} is on {b.device}")
+
+
+def check_vec3(value, name: str):
+    """A 3-vector setting: a tuple of 3 floats (constants), or a ``(3,)``/``(B, 3)`` tensor kept
+    as given (a numpy array becomes one), e.g. per-batch eyes or colours."""
+    if hasattr(value, "__array__") and not isinstance(value, torch.Tensor):
+        value = torch.as_tensor(value)
+    if isinstance(value, torch.Tensor):
+        if value.shape[-1:] != (3,) or value.ndim > 2:
+            raise ValueError(f"{name} must have shape (3,) or (B, 3), got {tuple(value.shape)}")
+        return value
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be 3 numbers, got {value!r}")
+    try:
+        value = tuple(float(v) for v in value)
+    except TypeError:
+        raise TypeError(f"{name} must be 3 numbers, got {type(value).__name__}") from None
+    if len(value) != 3:
+        raise ValueError(f"{name} must have 3 components, got {value!r}")
+    return value
+
+
+def batched(value, name: str, like: torch.Tensor, shape: tuple = (3,), finite: bool = True) -> torch.Tensor:
+    """``value`` (a sequence, array or tensor) as a ``(B, *shape)`` tensor of ``like``'s dtype and
+    device; a single one (``shape``) gets B = 1. ``finite``: reject NaN and inf (checked before the
+    copy to ``like``'s device when ``value`` is not a tensor)."""
+    if isinstance(value, torch.Tensor):
+        check_device_type(value, name)
+        t = value.to(dtype=like.dtype, device=like.device)
+    else:
+        t = torch.as_tensor(value, dtype=like.dtype)
+    if t.ndim == len(shape):
+        t = t[None]
+    if t.ndim != len(shape) + 1 or tuple(t.shape[1:]) != tuple(shape):
+        want = ", ".join(map(str, shape))
+        raise ValueError(f"{name} must have shape {tuple(shape)} or (B, {want}), got {tuple(t.shape)}")
+    if finite and not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} contains NaN or inf")
+    return t.to(like.device)

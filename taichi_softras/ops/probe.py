@@ -1,8 +1,9 @@
 """Anchor-ray probing (NeurIPS'19 "field probing"): max pooling of anchor values along rays.
 
-``probe_rays`` takes arbitrary rays; ``probe_view`` builds the rays of a look_at perspective camera
-(:func:`taichi_softras.cameras.pixel_rays`) and adds boundary-aware assignment from a silhouette.
-Kernels: :mod:`taichi_softras.kernels.probe`; dense pure-torch statement of the same op:
+``probe_rays`` takes arbitrary rays; ``probe_view`` casts the rays of a
+:class:`~taichi_softras.camera.Camera` and adds boundary-aware assignment from a silhouette.
+Kernels: :mod:`taichi_softras.kernels.probe`, launched by :mod:`._probe_engine` (imported at the
+first call); argument checks and results: :mod:`taichi_softras.spec`; dense pure-torch statement of the same op:
 :mod:`taichi_softras.reference.probe`. Gradients reach ``values`` only (at each ray's arg-max anchor,
 as max pooling does), through Taichi autodiff of a gather.
 
@@ -16,14 +17,15 @@ of cells over the anchors (a DDA), so cost follows the cells they cross and the 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from .. import cameras, runtime
-from ._buffers import FieldPool
-from .checks import check_finite, check_integer, check_positive, check_same_device, check_tensor, image_hw
+from .. import runtime
+from ..camera import Camera, as_camera
+from ..spec import ProbeResult, check_probe_args
+from .checks import check_tensor
 
 #: Rays with d . axis <= this cos (about 78 degrees off the pinhole's mean direction) skip the tiles.
 _MIN_AXIS_COS = 0.2
@@ -33,70 +35,6 @@ _MAX_GRID = 128
 #: Anchors per cell aimed at by the 3D grid of arbitrary rays (cells per side capped at _MAX_GRID_3D).
 _ANCHORS_PER_CELL = 2
 _MAX_GRID_3D = 64
-#: Directions must have | |d| - 1 | <= this.
-_UNIT_TOL = 1e-4
-
-
-class ProbeResult(NamedTuple):
-    """Per-ray results, each ``(B, R)``: the max-pooled value (0 without probes; differentiable
-    w.r.t. the anchor values), the arg-max anchor index in ``[0, N)`` or -1 (int64) and the probe
-    count (int64)."""
-
-    value: torch.Tensor
-    index: torch.Tensor
-    count: torch.Tensor
-
-
-def check_probe_args(origins, directions, anchors, radius, values, ray_labels=None, anchor_labels=None):
-    """Validate ``probe_rays``' arguments (shared with the reference); returns radius as ``(B, N)``."""
-    check_tensor(origins, "origins", ndim=3, last=(3,))
-    check_tensor(directions, "directions", ndim=3, last=(3,))
-    check_tensor(anchors, "anchors", ndim=3, last=(3,))
-    check_tensor(values, "values", ndim=2)
-    if directions.shape != origins.shape:
-        raise ValueError(f"directions must have the shape of origins {tuple(origins.shape)}, got {tuple(directions.shape)}")
-    b, n = anchors.shape[:2]
-    if origins.shape[0] != b:
-        raise ValueError(f"anchors must have the batch size of origins ({origins.shape[0]}), got {tuple(anchors.shape)}")
-    if values.shape != (b, n):
-        raise ValueError(f"values must have shape (B, N) = ({b}, {n}) like anchors, got {tuple(values.shape)}")
-    for name, t in (("directions", directions), ("anchors", anchors), ("values", values)):
-        if t.dtype != origins.dtype:
-            raise TypeError(f"{name} must have the dtype of origins ({origins.dtype}), got {t.dtype}")
-        check_same_device(origins, t, "origins", name)
-    for name, t in (("origins", origins), ("directions", directions), ("anchors", anchors), ("values", values)):
-        check_finite(t, name)
-    if directions.numel():
-        norms = directions.norm(dim=-1)
-        if bool((norms == 0).any()):
-            raise ValueError("directions must be unit vectors, got a zero-length direction")
-        worst = float((norms - 1).abs().max())
-        if worst > _UNIT_TOL:
-            raise ValueError(f"directions must be unit vectors (| |d| - 1 | <= {_UNIT_TOL}), got a deviation of {worst:.3g}")
-    if isinstance(radius, torch.Tensor) and radius.ndim > 0:
-        check_tensor(radius, "radius")
-        check_same_device(origins, radius, "origins", "radius")
-        if radius.shape not in ((n,), (b, n)):
-            raise ValueError(f"radius must be a number or have shape (N,) or (B, N) = ({b}, {n}), got {tuple(radius.shape)}")
-        check_finite(radius, "radius")
-        if n and not bool((radius > 0).all()):
-            raise ValueError(f"radius must be > 0, got a minimum of {float(radius.min()):.3g}")
-        radius = radius.to(origins.dtype).expand(b, n)
-    else:
-        r = check_positive(radius, "radius")
-        radius = torch.full((b, n), r, dtype=origins.dtype, device=origins.device)
-    if (ray_labels is None) != (anchor_labels is None):
-        raise ValueError("ray_labels and anchor_labels must be given together (boundary-aware assignment) or not at all")
-    if ray_labels is not None:
-        for name, t, shape in (("ray_labels", ray_labels, origins.shape[:2]), ("anchor_labels", anchor_labels, (b, n))):
-            check_tensor(t, name, floating=False)
-            check_integer(t, name, allow_bool=True)
-            check_same_device(origins, t, "origins", name)
-            if t.shape != shape:
-                raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(t.shape)}")
-    return radius
-
-
 def _tangent_frame(axis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Two unit vectors ``(B, 3)`` completing ``axis (B, 3)`` to an orthonormal frame."""
     helper = torch.zeros_like(axis)
@@ -190,66 +128,42 @@ def _bin_grid(anchors, radius):
     return lo.to(anchors.dtype).contiguous(), size.to(anchors.dtype).contiguous(), grid, box
 
 
-def _bin_anchors(tile_box, n, grid, b, dev):
-    """Per-cell anchor lists (pooled fields, ``ops/_binning.py``) from the anchors' cell boxes
-    ``tile_box (b*n, 6)`` in grids of ``grid = (gx, gy, gz)`` cells."""
-    import taichi as ti
+def engine():
+    """The probe's buffers and launches (:mod:`._probe_engine`); importing it imports Taichi, so
+    this happens at the first call, not at ``import taichi_softras``."""
+    from . import _probe_engine
 
-    from ..kernels.common import load_rows
-    from ._binning import bin_items
-
-    box = _POOL.get("probe_box", ti.i32, b * n, width=6)
-    load_rows(tile_box, box, b * n)
-    on_cpu = runtime.active_arch() == "cpu"
-    return bin_items(_POOL, box, b * n, n, grid, b, on_cpu, "radius with the number of anchors and rays")
+    return _probe_engine
 
 
 def _find_argmax(origins, directions, anchors, radius, values, ray_labels, anchor_labels):
     """Forward-only search: flat arg-max ``(B*R,)`` int32 (flat anchor index or -1) and counts.
     Call with ``runtime.launch`` held."""
-    from ..kernels import probe as K
-
+    eng = engine()
     b, r = origins.shape[:2]
     n = anchors.shape[1]
-    dev = origins.device
-    i32 = dict(dtype=torch.int32, device=dev)
-    binned = _bin_pinhole(origins, directions, anchors, radius)
-    if binned is not None:
-        ray_tile, tile_box, grid = binned
-        bins = _bin_anchors(tile_box, n, (grid, grid, 1), b, dev)
-    else:
-        grid_lo, cell, grid, tile_box = _bin_grid(anchors, radius)
-        bins = _bin_anchors(tile_box, n, (grid, grid, grid), b, dev)
+    i32 = dict(dtype=torch.int32, device=origins.device)
     use_labels = ray_labels is not None
     if use_labels:
         ray_labels = ray_labels.reshape(-1).to(torch.int32).contiguous()
         anchor_labels = anchor_labels.reshape(-1).to(torch.int32).contiguous()
     else:
         ray_labels = anchor_labels = torch.zeros(1, **i32)
-    argmax = torch.empty(b * r, **i32)
-    count = torch.empty(b * r, **i32)
-    flat = (origins.reshape(-1, 3).contiguous(), directions.reshape(-1, 3).contiguous(), anchors.reshape(-1, 3).contiguous(),
-            radius.reshape(-1).contiguous(), values.detach().reshape(-1).contiguous())
+    out = dict(argmax=torch.empty(b * r, **i32), count=torch.empty(b * r, **i32))
+    flat = dict(origins=origins.reshape(-1, 3).contiguous(), directions=directions.reshape(-1, 3).contiguous(),
+                anchors=anchors.reshape(-1, 3).contiguous(), radius=radius.reshape(-1).contiguous(),
+                values=values.detach().reshape(-1).contiguous())
+    labels = dict(ray_label=ray_labels, anchor_label=anchor_labels, use_labels=use_labels)
+    binned = _bin_pinhole(origins, directions, anchors, radius)
     if binned is not None:
-        K.find_argmax(*flat, ray_tile, bins.off, bins.lst, ray_labels, anchor_labels, use_labels, r, n, grid * grid, argmax, count)
+        ray_tile, tile_box, grid = binned
+        bins = eng.bin_anchors(tile_box, n, (grid, grid, 1), b)
+        eng.find_argmax(flat, bins, labels, out, r, n, ray_tile=ray_tile, tiles_per_batch=grid * grid)
     else:
-        K.find_argmax_grid(*flat, grid_lo, cell, grid, bins.off, bins.lst, ray_labels, anchor_labels, use_labels, r, n, argmax, count)
-    return argmax, count
-
-
-_POOL = FieldPool()
-
-
-def _gather_fields(dtype: torch.dtype, n_values: int, n_rays: int):
-    """Flat fields (values with grad, argmax, out with grad) from the probe's grow-only pool."""
-    import taichi as ti
-
-    real = ti.f64 if dtype == torch.float64 else ti.f32
-    return (
-        _POOL.get("probe_values", real, n_values, grad=True),
-        _POOL.get("probe_argmax", ti.i32, n_rays),
-        _POOL.get("probe_out", real, n_rays, grad=True),
-    )
+        grid_lo, cell, grid, tile_box = _bin_grid(anchors, radius)
+        bins = eng.bin_anchors(tile_box, n, (grid, grid, grid), b)
+        eng.find_argmax(flat, bins, labels, out, r, n, grid_lo=grid_lo, cell=cell, grid=grid)
+    return out["argmax"], out["count"]
 
 
 class _Gather(torch.autograd.Function):
@@ -257,18 +171,9 @@ class _Gather(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, values: torch.Tensor, argmax: torch.Tensor) -> torch.Tensor:
-        from ..kernels import common as KC
-        from ..kernels import probe as K
-
-        flat = values.detach().reshape(-1).contiguous()
         out = torch.empty(argmax.numel(), dtype=values.dtype, device=values.device)
         with runtime.launch(values.device):
-            vf, af, of = _gather_fields(values.dtype, flat.numel(), argmax.numel())
-            KC.load(flat, vf, flat.numel())
-            KC.load(argmax, af, argmax.numel())
-            KC.zero(of, argmax.numel())
-            K.gather(vf, af, of, argmax.numel())
-            KC.store(of, out, argmax.numel())
+            engine().gather(values.detach().reshape(-1).contiguous(), argmax, out)
         ctx.save_for_backward(argmax)
         ctx.values_shape = values.shape
         return out
@@ -276,20 +181,11 @@ class _Gather(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out: torch.Tensor):
-        from ..kernels import common as KC
-        from ..kernels import probe as K
-
         (argmax,) = ctx.saved_tensors
-        n_values = math.prod(ctx.values_shape)
-        grad_out = grad_out.reshape(-1).contiguous()  # e.g. the stride-0 grad of out.sum()
-        grad_values = torch.empty(n_values, dtype=grad_out.dtype, device=grad_out.device)
+        grad_values = torch.empty(math.prod(ctx.values_shape), dtype=grad_out.dtype, device=grad_out.device)
         with runtime.launch(grad_out.device):
-            vf, af, of = _gather_fields(grad_out.dtype, n_values, argmax.numel())
-            KC.load(argmax, af, argmax.numel())
-            KC.load(grad_out, of.grad, argmax.numel())
-            KC.zero(vf.grad, n_values)
-            K.gather.grad(vf, af, of, argmax.numel())
-            KC.store(vf.grad, grad_values, n_values)
+            # reshape(-1).contiguous(): e.g. the stride-0 grad of out.sum()
+            engine().gather_grad(grad_out.reshape(-1).contiguous(), argmax, grad_values)
         return grad_values.reshape(ctx.values_shape), None
 
 
@@ -329,25 +225,20 @@ def probe_rays(
     return ProbeResult(value, index, count.long().reshape(b, r))
 
 
-def project_to_pixels(points: torch.Tensor, eye: torch.Tensor, image_size, viewing_angle: float,
+def project_to_pixels(points: torch.Tensor, eye, image_size=None, viewing_angle: float = 30.0,
                       at: Sequence[float] = (0, 0, 0), up: Sequence[float] = (0, 1, 0)) -> tuple[torch.Tensor, torch.Tensor]:
-    """Nearest pixel ``(row, col)`` of world points ``(B, N, 3)`` seen by look_at cameras ``eye (B, 3)``,
-    each ``(B, N)`` int64, and whether it lies in the image and in front of the eye ``(B, N)`` bool."""
-    h, w = image_hw(image_size)
-    ndc = cameras.perspective(cameras.look_at(points, eye, at, up), viewing_angle)
-    s = min(h, w)
-    col = torch.round((ndc[..., 0] * s + w - 1) / 2)  # inverse of x_k = (2k + 1 - W) / S
-    row = torch.round((h - 1 - ndc[..., 1] * s) / 2)
-    valid = (ndc[..., 2] > 0) & (col >= 0) & (col < w) & (row >= 0) & (row < h)
-    return row.clamp(0, h - 1).long(), col.clamp(0, w - 1).long(), valid
+    """Nearest pixel ``(row, col)`` of world points ``(B, N, 3)`` seen by a :class:`Camera` or by the
+    look_at cameras of ``eye (B, 3)``, each ``(B, N)`` int64, and whether it lies in the image and in
+    front of the camera ``(B, N)`` bool (:meth:`Camera.to_pixels`)."""
+    return as_camera(eye, image_size, viewing_angle, at, up, dtype=points.dtype).to_pixels(points)
 
 
 def probe_view(
-    eye: torch.Tensor,
+    camera,
     anchors: torch.Tensor,
     radius: float | torch.Tensor,
     values: torch.Tensor,
-    image_size: int | tuple[int, int],
+    image_size: int | tuple[int, int] | None = None,
     *,
     pixels: torch.Tensor | None = None,
     silhouettes: torch.Tensor | None = None,
@@ -356,27 +247,36 @@ def probe_view(
     at: Sequence[float] = (0, 0, 0),
     up: Sequence[float] = (0, 1, 0),
 ) -> ProbeResult:
-    """Probe the rays of look_at perspective cameras (one per batch element).
+    """Probe the rays of a :class:`~taichi_softras.camera.Camera` (one per batch element), or of the
+    look_at perspective cameras of eyes ``(B, 3)`` (with ``image_size``, ``viewing_angle``, ``at``,
+    ``up``).
 
-    eye ``(B, 3)``; anchors ``(B, N, 3)``; values ``(B, N)``; pixels: flat pixel indices
-    ``(B, R)`` (row * W + col) of the rays to cast, default every pixel (R = H * W, row-major).
+    anchors ``(B, N, 3)``; values ``(B, N)``; pixels: flat pixel indices ``(B, R)`` (row * W + col)
+    of the rays to cast, default every pixel (R = H * W, row-major).
     With ``boundary_aware=True``, ``silhouettes (B, H, W)`` (inside > 0.5) label each ray by its
     pixel and each anchor by the pixel its centre projects to (outside the image: outside), and an
     anchor is dropped from a ray whose label differs. Returns :class:`ProbeResult` over the rays.
     """
-    h, w = image_hw(image_size)
-    check_tensor(eye, "eye", ndim=2, last=(3,))
     check_tensor(anchors, "anchors", ndim=3, last=(3,))
     b = anchors.shape[0]
-    if eye.shape[0] != b:
-        raise ValueError(f"eye must have shape (B, 3) = ({b}, 3) like anchors, got {tuple(eye.shape)}")
-    origins, directions = cameras.pixel_rays(eye.to(anchors.dtype), at, up, viewing_angle, (h, w))
+    if not isinstance(camera, Camera):
+        check_tensor(camera, "eye", ndim=2, last=(3,))
+        if camera.shape[0] != b:
+            raise ValueError(f"eye must have shape (B, 3) = ({b}, 3) like anchors, got {tuple(camera.shape)}")
+    cam = as_camera(camera, image_size, viewing_angle, at, up, dtype=anchors.dtype)
+    if cam.batch_size not in (1, b):
+        raise ValueError(f"the camera has batch {cam.batch_size} but anchors have batch {b}")
+    h, w = cam.image_size
+    origins, directions = cam.rays()
+    if origins.shape[0] != b:
+        origins, directions = origins.expand(b, -1, -1), directions.expand(b, -1, -1)
     if pixels is not None:
         check_tensor(pixels, "pixels", ndim=2, floating=False)
         if pixels.shape[0] != b or (pixels.numel() and (int(pixels.min()) < 0 or int(pixels.max()) >= h * w)):
             raise ValueError(f"pixels must be (B, R) = ({b}, R) indices in [0, {h * w}), got shape {tuple(pixels.shape)}")
         idx = pixels.long()[..., None].expand(-1, -1, 3)
-        origins, directions = origins.gather(1, idx).contiguous(), directions.gather(1, idx).contiguous()
+        origins, directions = origins.gather(1, idx), directions.gather(1, idx)
+    origins, directions = origins.contiguous(), directions.contiguous()
     ray_labels = anchor_labels = None
     if boundary_aware:
         if silhouettes is None:
@@ -386,6 +286,6 @@ def probe_view(
             raise ValueError(f"silhouettes must have shape (B, H, W) = ({b}, {h}, {w}), got {tuple(silhouettes.shape)}")
         inside = (silhouettes > 0.5).reshape(b, h * w)
         ray_labels = inside if pixels is None else inside.gather(1, pixels.long())
-        row, col, valid = project_to_pixels(anchors.detach(), eye.to(anchors.dtype), (h, w), viewing_angle, at, up)
+        row, col, valid = cam.to_pixels(anchors.detach())
         anchor_labels = inside.gather(1, row * w + col) & valid
     return probe_rays(origins, directions, anchors, radius, values, ray_labels=ray_labels, anchor_labels=anchor_labels)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ..ops.probe import ProbeResult, check_probe_args
+from ..spec import ProbeResult, check_probe_args
 
 
 def probe_rays(

@@ -2,16 +2,16 @@
 
 Same signature and conventions as :func:`taichi_softras.soft_rasterize` (see
 :mod:`taichi_softras.conventions`). Memory and work are O(B*F*H*W): tiny scenes only (``face_chunk``
-bounds the memory of one step, not of the autograd graph).
+bounds the memory of one step, not of the autograd graph). Imports only torch and the spec
+(:mod:`taichi_softras.spec`): it runs where Taichi is absent.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .. import conventions as C
-from ..ops.rasterize import RasterOutputs, check_extras
-from ..ops.settings import RasterSettings, parse_rasterize_args
+from ..spec import AUX_WIDTH, RasterSettings, check_extras, check_inputs, raster_outputs, split_softras_args
+from ..spec import conventions as C
 
 
 def _pixel_grid(s: RasterSettings, like: torch.Tensor):
@@ -115,11 +115,10 @@ def _sample_uv(image: torch.Tensor, uvs: torch.Tensor, wc, wrap: str):
     )
 
 
-def _sample(tex: torch.Tensor, wc, s: RasterSettings):
-    """Colour (B, Fc, P, 3) of each fragment. tex: (B, Fc, T, 3)."""
+def _sample(tex: torch.Tensor, wc, s: RasterSettings, res: int):
+    """Colour (B, Fc, P, 3) of each fragment. tex: (B, Fc, T, 3); res: R of surface textures."""
     if s.texture_type == "vertex":
         return sum(wc[i][..., None] * tex[:, :, i, None, :] for i in range(3))
-    res = s.texture_res
     wx = torch.clamp(torch.floor(wc[0] * res), max=res - 1)
     wy = torch.clamp(torch.floor(wc[1] * res), max=res - 1)
     lower = (1.0 - wc[2]) * res - wx - wy <= 1  # (1 - w2), not w0 + w1: exact on the edge w2 = 0
@@ -132,22 +131,16 @@ def _unit(v):
     return v / torch.sqrt(torch.clamp((v * v).sum(-1, keepdim=True), min=1e-20))
 
 
-def soft_rasterize(
+def soft_rasterize(face_vertices: torch.Tensor, textures: torch.Tensor, *args, face_chunk: int = 64, **kwargs):
+    """Dense reference of :func:`taichi_softras.soft_rasterize` (same arguments and returns)."""
+    settings, extras = split_softras_args(args, kwargs)
+    return rasterize(face_vertices, textures, settings, face_chunk=face_chunk, **extras)
+
+
+def rasterize(
     face_vertices: torch.Tensor,
     textures: torch.Tensor,
-    image_size=C.IMAGE_SIZE,
-    background_color=C.BACKGROUND_COLOR,
-    near=C.NEAR,
-    far=C.FAR,
-    fill_back=True,
-    eps=C.EPS,
-    sigma_val=C.SIGMA_VAL,
-    dist_func="euclidean",
-    dist_eps=C.DIST_EPS,
-    gamma_val=C.GAMMA_VAL,
-    aggr_func_rgb="softmax",
-    aggr_func_alpha="prod",
-    texture_type="surface",
+    s: RasterSettings = RasterSettings(),
     *,
     return_depth=False,
     deterministic=False,
@@ -159,14 +152,11 @@ def soft_rasterize(
     outputs=None,
     face_chunk: int = 64,
 ):
-    """Dense reference of :func:`taichi_softras.soft_rasterize` (same arguments and returns)."""
+    """Dense reference of :func:`taichi_softras.ops.rasterize.rasterize` (same arguments and returns)."""
     del deterministic  # the reference is deterministic
-    s = parse_rasterize_args(
-        face_vertices, textures, image_size, background_color, near, far, fill_back, eps, sigma_val,
-        dist_func, dist_eps, gamma_val, aggr_func_rgb, aggr_func_alpha, texture_type,
-    )
+    res = check_inputs(face_vertices, textures, s)
     uvs, nfc, grp, vn, extras = check_extras(
-        face_vertices, texture_type, uvs, texture_wrap, num_faces, face_groups, vertex_normals, outputs
+        face_vertices, s, res, uvs, texture_wrap, num_faces, face_groups, vertex_normals, outputs
     )
     b, nf = face_vertices.shape[:2]
     h, w = s.height, s.width
@@ -183,7 +173,7 @@ def soft_rasterize(
     def colours_of(fr, lo, hi):
         if s.texture_type == "uv":
             return _sample_uv(textures, uvs[:, lo:hi], fr["wc"], extras.wrap)
-        return _sample(textures[:, lo:hi], fr["wc"], s)
+        return _sample(textures[:, lo:hi], fr["wc"], s, res)
 
     # Pass 1 (no gradients): the softmax shift m, hard alpha and the hard-colour face per pixel.
     m = torch.full((b, 1, h * w), s.eps, dtype=like.dtype, device=like.device)
@@ -208,7 +198,7 @@ def soft_rasterize(
     logsum, dsum = zeros(b, 1, h * w), zeros(b, 1, h * w)
     wsum, wzsum, wcsum = zeros(b, 1, h * w), zeros(b, 1, h * w), zeros(b, 1, h * w, 3)
     gsum = zeros(b, max(extras.groups, 1), h * w)
-    aux = zeros(b, 9, h * w)
+    aux = zeros(b, AUX_WIDTH, h * w)
     for lo, hi in chunks:
         fr = frags(lo, hi)
         keep = fr["keep"].to(like.dtype)
@@ -235,7 +225,7 @@ def soft_rasterize(
             parts = [q, q.new_zeros(q.shape), sn[:, :, None, :].expand_as(q)]
             if extras.normals:
                 parts[1] = _unit(torch.einsum("bfpi,bfic->bfpc", q, vn[:, lo:hi]))
-            stacked = torch.cat(parts, dim=-1)  # (B, Fc, P, 9)
+            stacked = torch.cat(parts, dim=-1)  # (B, Fc, P, AUX_WIDTH), in AUX_CHANNELS order
             aux = aux + torch.einsum("bfp,bfpc->bcp", sel, stacked)
 
     bg = torch.tensor(s.background_color, dtype=like.dtype, device=like.device)
@@ -255,16 +245,6 @@ def soft_rasterize(
     depth = torch.where(wsum > 0, wzsum / safe, torch.full_like(wsum, s.far)).reshape(b, 1, h, w)
     if outputs is None:
         return (image, depth) if return_depth else image
-    wanted = set(outputs)
     masks = 1.0 - torch.exp(gsum) if s.dist_func != "hard" else (gsum > 0).to(like.dtype)
-    aux = aux.reshape(b, 9, h, w)
-    pick = lambda name, value: value if name in wanted else None  # noqa: E731
-    return RasterOutputs(
-        rgba=image,
-        depth=pick("depth", depth),
-        face_index=pick("face_index", best_f.reshape(b, h, w)),
-        barycentrics=pick("barycentrics", aux[:, 0:3]),
-        normals=pick("normals", aux[:, 3:6]),
-        screen_normals=pick("screen_normals", aux[:, 6:9]),
-        group_masks=pick("group_masks", masks.reshape(b, -1, h, w)[:, : extras.groups]),
-    )
+    masks = masks.reshape(b, -1, h, w)[:, : extras.groups]
+    return raster_outputs(outputs, image, depth, best_f.reshape(b, h, w), aux.reshape(b, AUX_WIDTH, h, w), masks)
