@@ -149,6 +149,22 @@ def test_demo_runs_and_the_loss_falls(tmp_path, monkeypatch):
         "--shape", "torus", "--steps", "80", "--eval-every", "80", "--views", "8", "--image-size", "32",
         "--anchors", "3000", "--rays", "256", "--mesh-resolution", "24", "--out", str(tmp_path),
     ])
+    from demo_kit import plots
+
+    figures = {}
+    save = plots.save
+
+    def record(fig, path):  # what each saved figure says: title, row labels, column titles, axis labels
+        axes = [ax for ax in fig.axes if ax.axison]
+        figures[pathlib.Path(path).name] = {
+            "suptitle": fig._suptitle.get_text() if fig._suptitle else "",
+            "row_labels": [ax.get_ylabel() for ax in axes if ax.get_subplotspec().colspan.start == 0 and ax.images],
+            "col_titles": [ax.get_title() for ax in axes if ax.get_subplotspec().rowspan.start == 0],
+            "plots": [(ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) for ax in axes if not ax.images],
+        }
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "save", record)
     torch.manual_seed(0)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # torch's idle OpenMP threads spin against Taichi's kernels (docs/design.md, Backends)
@@ -159,6 +175,12 @@ def test_demo_runs_and_the_loss_falls(tmp_path, monkeypatch):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["loss_end"] < 0.7 * summary["loss_start"]
     assert (tmp_path / "mesh.obj").is_file() and (tmp_path / "silhouettes.png").is_file()
+    silhouettes = figures["silhouettes.png"]
+    assert silhouettes["suptitle"].startswith("implicit_fit (torus)")
+    assert silhouettes["row_labels"] == ["target silhouette", "probed field φ\n(max along each ray)"]
+    assert all(t.startswith("view ") and "azimuth" in t for t in silhouettes["col_titles"]) and silhouettes["col_titles"]
+    assert figures["mesh.png"]["suptitle"] and all(t.startswith("elevation 30°") for t in figures["mesh.png"]["col_titles"])
+    assert figures["loss.png"]["plots"] == [("step", "loss (bce)", "implicit_fit: training losses")]
 
 
 @pytest.mark.slow
