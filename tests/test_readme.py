@@ -186,7 +186,7 @@ def helps() -> dict[str, str]:
         kind, name, args = t
         if any(a.startswith("--") for a in args) or comment_flags:
             path = source_file(kind, name)
-            assert "ArgumentParser" in path.read_text() or "make_parser" in path.read_text(), \
+            assert any(k in path.read_text() for k in ("ArgumentParser", "make_parser", "add_argument")), \
                 f"README line {number}: {name} takes no options, but the README gives it some"
             wanted[name] = (kind, name, str(path))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
