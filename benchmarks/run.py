@@ -340,7 +340,7 @@ def tables(meta: dict, rows: list[Row]) -> str:
 def _find(rows: list[Row], scene: str, size: int, sigma: float = 1e-5) -> Row | None:
     for r in rows:
         c = r.case
-        if c["scene"] == scene and c["size"] == size and abs(c["sigma"] - sigma) < 1e-12 * max(sigma, 1e-30) + 1e-15:
+        if c["scene"] == scene and c["size"] == size and math.isclose(c["sigma"], sigma):
             return r
     return None
 
