@@ -17,7 +17,7 @@ from taichi_softras.implicit import geometric_regularizer, silhouette_loss
 from taichi_softras.losses import FlattenLoss, LaplacianLoss, iou_loss
 from taichi_softras.ops.probe import probe_view
 from taichi_softras.camera import as_camera
-from taichi_softras.sampling import grid_points, sample_contour_pixels, sample_hull_boundary
+from taichi_softras.sampling import grid_points, hull_band, sample_contour_pixels, sample_hull_boundary
 
 from . import datasets as D
 from .config import TrainConfig
@@ -66,8 +66,10 @@ FD_STEP = 1.0 / 64
 SURFACE_BAND = 0.15
 
 
-#: Resolution of the visual hulls the implicit model's anchors are drawn near.
+#: Resolution of the visual hulls the implicit model's anchors are drawn near, and the width (in
+#: voxels) of the band around their boundary the anchors are drawn in.
 HULL_RESOLUTION = 32
+HULL_BAND = 1
 
 
 def dataset_hulls(images: torch.Tensor, resolution: int = HULL_RESOLUTION, chunk: int = 32) -> torch.Tensor:
@@ -102,10 +104,18 @@ class ImplicitObjective:
     def __init__(self, cfg: TrainConfig, model: torch.nn.Module, data: D.ShapeNetSplit):
         self.cfg, self.model, self.data = cfg, model, data
         self.hulls = dataset_hulls(data.images, HULL_RESOLUTION)
+        self._bands: dict[int, torch.Tensor] = {}
+
+    def band(self, i: int) -> torch.Tensor:
+        """Shape ``i``'s hull band (:func:`taichi_softras.sampling.hull_band`), computed once."""
+        if i not in self._bands:
+            self._bands[i] = hull_band(self.hulls[i], HULL_BAND)
+        return self._bands[i]
 
     def __call__(self, net, img_a, img_b, view_a, view_b, generator, shape_idx) -> dict[str, torch.Tensor]:
         cfg = self.cfg
-        anchors = torch.stack([sample_hull_boundary(self.hulls[i], cfg.num_anchors, band=1, generator=generator)[0]
+        anchors = torch.stack([sample_hull_boundary(self.hulls[i], cfg.num_anchors, band=HULL_BAND, generator=generator,
+                                                    band_mask=self.band(i))[0]
                                for i in shape_idx.tolist()]).to(img_a)
         values, code = net(img_a, anchors, return_code=True)
         b = code.shape[0]
