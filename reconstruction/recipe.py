@@ -62,10 +62,10 @@ class Recipe:
 RECIPES = {
     # sized so that the four models and the evaluation take about an hour on a shared 2-core CPU
     "cpu": Recipe(per_class=60, classes="all", common=CPU_COMMON, models={
-        "mesh": dict(model="mesh", steps=800, decoder_hidden=(512, 1024), render_size=32),
+        "mesh": dict(model="mesh", steps=1600, decoder_hidden=(512, 1024), render_size=32),
         "mesh_full": dict(model="mesh", steps=400, decoder_hidden=(512, 1024), render_size=32, lambda_colour=1.0),
-        "implicit": dict(model="implicit", steps=700, probe_views=4),
-        "voxel_3d": dict(model="voxel", steps=600),
+        "implicit": dict(model="implicit", steps=2000, probe_views=4),
+        "voxel_3d": dict(model="voxel", steps=1000),
     }),
     # SoftRas's full-size settings (config.TrainConfig's defaults: conv 64/128/256, FC 1024, code 512,
     # decoder 1024/2048, batch 64, Adam 1e-4, 250k steps, 64^2 silhouettes), for a GPU
@@ -104,17 +104,24 @@ def dataset(out: pathlib.Path, class_ids: list[str], per_class: int, seed: int) 
 
 def train_or_reuse(cfg: TrainConfig) -> float:
     """Train ``cfg`` (resuming a checkpoint in ``cfg.out``; a finished one is reused as it is);
-    returns the seconds spent training."""
-    ckpt = pathlib.Path(cfg.out) / FILENAME
+    returns the run's training seconds over all invocations (kept in ``train_seconds.json``)."""
+    run_dir = pathlib.Path(cfg.out)
+    ckpt, clock = run_dir / FILENAME, run_dir / "train_seconds.json"
+    spent = json.loads(clock.read_text())["seconds"] if clock.is_file() else 0.0
     if ckpt.is_file():
         saved = TrainConfig.load(cfg.out)
         if dataclasses.replace(saved, steps=cfg.steps) != cfg:
             raise UserError(f"--out: {cfg.out} holds a run with another config; choose another --out")
         if load_checkpoint(ckpt)["step"] >= cfg.steps:
-            return 0.0
+            return spent
     start = time.perf_counter()
-    train(cfg, resume=ckpt.is_file())
-    return time.perf_counter() - start
+    try:
+        train(cfg, resume=ckpt.is_file())
+    finally:  # an interrupted run's time counts too (it resumes from its final checkpoint)
+        if run_dir.is_dir():
+            spent += time.perf_counter() - start
+            clock.write_text(json.dumps({"seconds": round(spent, 1)}))
+    return spent
 
 
 def summary(ious: dict[str, torch.Tensor], test: D.ShapeNetSplit) -> dict:

@@ -14,7 +14,6 @@ milliseconds per step; the objective's setup (the implicit model's visual hulls)
 from __future__ import annotations
 
 import contextlib
-import tempfile
 import time
 from collections import defaultdict
 
@@ -25,7 +24,8 @@ from taichi_softras.ops import rasterize as raster_ops
 
 from . import datasets as D
 from . import objectives, train as T
-from .cli import Parser, positive_int, run
+from .cli import Parser, UserError, positive_int, run
+from .config import TrainConfig
 from .models import build_model
 
 
@@ -112,15 +112,28 @@ def table(per_step: dict[str, float], total_ms: float) -> str:
     return "\n".join(lines + [f"| **step** | **{total_ms:.0f}** | 100 % |"])
 
 
-def _main(argv: list[str]) -> str:
-    p = Parser(prog="reconstruction.step_profile", description=__doc__)
+def build_parser() -> Parser:
+    """reconstruction.train's flags (``--out`` unused) and the profile's own."""
+    p = T.build_parser()
+    p.prog, p.description = "reconstruction.step_profile", __doc__
+    for action in p._actions:
+        if action.dest in ("out", "resume"):
+            action.required, action.help = False, "unused here"
     p.add_argument("--warmup", type=positive_int, default=2, help="untimed steps first (kernel compilation)")
     p.add_argument("--steps-profiled", type=positive_int, default=10, help="timed steps")
-    own, rest = p.parse_known_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg, _ = T.parse_args([*rest, "--out", tmp, "--val-every", "0"])
-    per_step, total, setup = profile(cfg, own.warmup, own.steps_profiled)
-    text = (f"{cfg.model} model, batch {cfg.batch_size}, {own.steps_profiled} steps, "
+    return p
+
+
+def _main(argv: list[str]) -> str:
+    args = vars(build_parser().parse_args(argv))
+    warmup, steps = args.pop("warmup"), args.pop("steps_profiled")
+    for unused in ("debug", "resume"):
+        args.pop(unused)
+    if not args["data"]:
+        raise UserError("the following arguments are required: --data")
+    cfg = TrainConfig.from_dict({**args, "classes": tuple(D.parse_class_ids(args["classes"])), "out": "", "val_every": 0})
+    per_step, total, setup = profile(cfg, warmup, steps)
+    text = (f"{cfg.model} model, batch {cfg.batch_size}, {steps} steps, "
             f"{torch.get_num_threads()} torch threads (setup: {setup:.1f} s)\n\n{table(per_step, total)}")
     print(text)
     return text
