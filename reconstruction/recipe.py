@@ -64,7 +64,7 @@ RECIPES = {
     "cpu": Recipe(per_class=60, classes="all", common=CPU_COMMON, models={
         "mesh": dict(model="mesh", steps=1600, decoder_hidden=(512, 1024), render_size=32),
         "mesh_full": dict(model="mesh", steps=400, decoder_hidden=(512, 1024), render_size=32, lambda_colour=1.0),
-        "implicit": dict(model="implicit", steps=2000, probe_views=4),
+        "implicit": dict(model="implicit", steps=1500, probe_views=4),
         "voxel_3d": dict(model="voxel", steps=1000),
     }),
     # SoftRas's full-size settings (config.TrainConfig's defaults: conv 64/128/256, FC 1024, code 512,
