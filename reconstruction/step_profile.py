@@ -88,7 +88,7 @@ def profile(cfg, warmup: int = 2, steps: int = 10) -> tuple[dict[str, float], fl
     data = D.ShapeNetSplit.load(cfg.data, list(cfg.classes), "train")
     T.check_batch_size(cfg, len(data))
     model = build_model(cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = T.make_optimizer(cfg, model)
     start = time.perf_counter()
     objective = T.make_objective(cfg, model, data, torch.device("cpu"))
     setup = time.perf_counter() - start

@@ -66,6 +66,12 @@ def step_batch(cfg: TrainConfig, n_shapes: int, step: int, rank: int, world: int
     return idx, generator
 
 
+def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """SoftRas's Adam (betas 0.9, 0.999), fused: one kernel over all parameters instead of a loop of
+    small ops (4x faster on CPU, where it was up to a fifth of a mesh step; see README)."""
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), fused=True)
+
+
 def make_objective(cfg: TrainConfig, model: torch.nn.Module, data: D.ShapeNetSplit, device: torch.device):
     """The loss of ``cfg.model`` (:mod:`reconstruction.objectives`) for ``model`` on ``data``."""
     if cfg.model == "mesh":
@@ -146,7 +152,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> torch.nn.Module:
         cfg.save(out)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    opt = make_optimizer(cfg, model)
     step, history = 0, []
     if state is not None:
         try:
