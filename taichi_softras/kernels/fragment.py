@@ -7,7 +7,7 @@ import taichi as ti
 
 from ..conventions import BARY_SUM_EPS, DET_EPS
 from .raster_layout import (
-    DIST_BARYCENTRIC, DIST_EUCLIDEAN, DIST_HARD, D_H, D_LOG_GX, D_LOG_GY, D_R, D_TH, D_TW, D_W, EDGE2_MIN_F32,
+    DIST_BARYCENTRIC, DIST_EUCLIDEAN, DIST_HARD, D_F, D_H, D_LOG_GX, D_LOG_GY, D_R, D_TH, D_TW, D_W, EDGE2_MIN_F32,
     EDGE2_MIN_F64, P_FAR, P_INV_S, P_NEAR, P_THR, S_BARY, S_BOX, S_INVLEN, S_INVZ, S_KLINE, S_LIM, S_LINES, S_XY,
     TEX_UV, TEX_VERTEX, TILE, WRAP_REPEAT,
 )
@@ -235,3 +235,19 @@ def _pixel_of(f: ti.template(), c, k):
     row, col = ty * TILE + (k >> 3), tx * TILE + (k & 7)
     return b, row, col, row < f.dims[D_H] and col < f.dims[D_W]
 
+
+@ti.func
+def _chosen_fragment(f: ti.template(), p, sel):
+    """Pixel p's chosen face ``sel`` (``psel`` >= 0) as a hard-distance fragment from the
+    differentiable corners: batch element b, face fb = b*F + sel, the corners, 1/z, the clipped
+    barycentrics and the depth (``accumulate_chosen`` and ``auxiliary``)."""
+    F, H, W = f.dims[D_F], f.dims[D_H], f.dims[D_W]
+    b, pix = p // (H * W), p % (H * W)
+    px, py = _pixel_xy(f, pix % W, pix // W)
+    fb = b * F + sel
+    x0, y0, x1, y1, x2, y2, z0, z1, z2 = _corners(f.fv, fb)
+    a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20 = _face_terms(x0, y0, x1, y1, x2, y2, z0, z1, z2, f.fv.dtype)
+    keep, inside, sd2, c0, c1, c2, zp = _fragment(
+        px, py, x0, y0, x1, y1, x2, y2, a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20, f.prm[P_THR], (), DIST_HARD
+    )
+    return b, fb, x0, y0, x1, y1, x2, y2, z0, z1, z2, iz0, iz1, iz2, c0, c1, c2, zp

@@ -25,8 +25,8 @@ import taichi as ti
 
 from ..conventions import DET_EPS, Z_CULL
 from .fragment import (
-    _clamped_det, _colours, _corners, _coverage, _edge_line, _face_terms, _fragment, _in_box, _pixel_of, _pixel_xy,
-    _softplus, _stored_fragment, _texel,
+    _chosen_fragment, _clamped_det, _colours, _corners, _coverage, _edge_line, _face_terms, _fragment, _in_box,
+    _pixel_of, _pixel_xy, _softplus, _stored_fragment, _texel,
 )
 from .raster_layout import (
     ALPHA_HARD, ALPHA_PROD, AUX_N, AUX_Q, AUX_S, DIST_HARD, D_F, D_H, D_W, EXP_ARG_MAX, P_BG, P_EPS, P_FAR, P_GAMMA,
@@ -228,15 +228,7 @@ def accumulate_chosen(f: ti.template(), m: ti.template(), n: ti.i32):
     for p in range(n):
         sel = f.psel[p]
         if sel >= 0:
-            F, H, W = f.dims[D_F], f.dims[D_H], f.dims[D_W]
-            b, pix = p // (H * W), p % (H * W)
-            px, py = _pixel_xy(f, pix % W, pix // W)
-            fb = b * F + sel
-            x0, y0, x1, y1, x2, y2, z0, z1, z2 = _corners(f.fv, fb)
-            a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20 = _face_terms(x0, y0, x1, y1, x2, y2, z0, z1, z2, f.fv.dtype)
-            keep, inside, sd2, c0, c1, c2, zp = _fragment(
-                px, py, x0, y0, x1, y1, x2, y2, a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20, f.prm[P_THR], (), DIST_HARD
-            )
+            b, fb, x0, y0, x1, y1, x2, y2, z0, z1, z2, iz0, iz1, iz2, c0, c1, c2, zp = _chosen_fragment(f, p, sel)
             f.acc[p, 2] += 1.0
             f.acc[p, 3] += zp
             for ch in ti.static(range(3)):
@@ -303,16 +295,8 @@ def auxiliary(f: ti.template(), m: ti.template(), n: ti.i32):
     for p in range(n):
         sel = f.psel[p]
         if sel >= 0:
-            F, H, W = f.dims[D_F], f.dims[D_H], f.dims[D_W]
-            b, pix = p // (H * W), p % (H * W)
-            px, py = _pixel_xy(f, pix % W, pix // W)
-            fb = b * F + sel
-            fv, vn, aux = ti.static(f.fv, f.vn, f.aux)
-            x0, y0, x1, y1, x2, y2, z0, z1, z2 = _corners(fv, fb)
-            a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20 = _face_terms(x0, y0, x1, y1, x2, y2, z0, z1, z2, f.fv.dtype)
-            keep, inside, sd2, c0, c1, c2, zp = _fragment(
-                px, py, x0, y0, x1, y1, x2, y2, a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20, f.prm[P_THR], (), DIST_HARD
-            )
+            vn, aux = ti.static(f.vn, f.aux)
+            b, fb, x0, y0, x1, y1, x2, y2, z0, z1, z2, iz0, iz1, iz2, c0, c1, c2, zp = _chosen_fragment(f, p, sel)
             q0, q1, q2 = c0 * iz0 * zp, c1 * iz1 * zp, c2 * iz2 * zp
             aux[p, AUX_Q + 0], aux[p, AUX_Q + 1], aux[p, AUX_Q + 2] = q0, q1, q2
             if ti.static(m.normals):
