@@ -11,7 +11,6 @@ Mistakes in the arguments or the mesh file end with one ``error:`` line and exit
 from __future__ import annotations
 
 import argparse
-import math
 import pathlib
 import sys
 import time
@@ -19,35 +18,10 @@ import time
 import numpy as np
 from PIL import Image
 
+from . import cli_kit
+from .cli_kit import UserError
+
 PROG = "python -m taichi_softras"
-
-
-class _UserError(Exception):
-    """A mistake in the arguments or input files: one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line instead of usage + message + SystemExit
-        raise _UserError(message)
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Keeps the description's layout and appends each option's default to its help."""
-
-
-def _number(kind, what: str, ok=lambda value: True):
-    """argparse type: a finite ``kind`` (int or float) for which ``ok`` holds."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and ok(value)):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-
-    return parse
 
 
 def render_png(mesh_path, out, image_size=512, azimuth=-45.0, elevation=30.0, distance=2.732,
@@ -70,10 +44,9 @@ def render_png(mesh_path, out, image_size=512, azimuth=-45.0, elevation=30.0, di
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     import taichi_softras as sr
 
-    positive = _number(float, "a positive number", lambda v: v > 0)
-    count = _number(int, "a positive integer", lambda v: v > 0)
-    angle = _number(float, "a number of degrees")
-    p = _Parser(prog=prog, description=__doc__, formatter_class=_HelpFormatter)
+    positive, count = cli_kit.positive_float, cli_kit.positive_int
+    angle = cli_kit.number(float, "a number of degrees")
+    p = cli_kit.Parser(prog=prog, description=__doc__)
     p.add_argument("--mesh", type=pathlib.Path, default=sr.DATA_DIR / "spot" / "spot_triangulated.obj",
                    help="OBJ file to render (its MTL's map_Kd texture is used when present)")
     p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("spot.png"), help="PNG file to write")
@@ -85,40 +58,36 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--gamma", type=positive, default=1e-4, help="SoftRas gamma: depth softness of the colour blend")
     p.add_argument("--texture-res", type=count, default=8, help="texels per face side")
     p.add_argument("--no-anti-aliasing", action="store_true", help="render at the image size (no 2x supersampling)")
-    p.add_argument("--debug", action="store_true", help="show the traceback of user errors too")
+    cli_kit.add_debug(p)
     return p
 
 
 def _check_paths(a: argparse.Namespace) -> None:
     if not a.mesh.is_file():
-        raise _UserError(f"--mesh {a.mesh}: no such file")
+        raise UserError(f"--mesh {a.mesh}: no such file")
     if a.out.suffix.lower() != ".png":
-        raise _UserError(f"--out {a.out}: expected a .png file name")
+        raise UserError(f"--out {a.out}: expected a .png file name")
     if not a.out.parent.is_dir():
-        raise _UserError(f"--out {a.out}: the folder {a.out.parent} does not exist")
+        raise UserError(f"--out {a.out}: the folder {a.out.parent} does not exist")
 
 
 def main(argv=None, prog: str = PROG) -> int:
     """The command line; returns the exit status (0, or 2 after a one-line ``error:`` on stderr).
     ``prog`` names the command in the usage and error lines (``taichi-softras render`` runs this too)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    debug = "--debug" in argv
+    return cli_kit.run(prog, lambda argv: _render(argv, prog), argv, exit=False)
+
+
+def _render(argv, prog: str) -> int:
+    a = build_parser(prog).parse_args(argv)
+    _check_paths(a)
+    start = time.perf_counter()
     try:
-        a = build_parser(prog).parse_args(argv)
-        _check_paths(a)
-        start = time.perf_counter()
-        try:
-            image = render_png(a.mesh, a.out, a.image_size, a.azimuth, a.elevation, a.distance, a.sigma, a.gamma,
-                               a.texture_res, not a.no_anti_aliasing)
-        except OSError as e:
-            raise _UserError(f"{e.filename or a.out}: {e.strerror or e}") from e
-        except ValueError as e:  # the library's argument and file checks
-            raise _UserError(f"--mesh {a.mesh}: {e}") from e
-    except _UserError as e:
-        if debug:
-            raise
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
+        image = render_png(a.mesh, a.out, a.image_size, a.azimuth, a.elevation, a.distance, a.sigma, a.gamma,
+                           a.texture_res, not a.no_anti_aliasing)
+    except OSError as e:
+        raise UserError(f"{e.filename or a.out}: {e.strerror or e}") from e
+    except ValueError as e:  # the library's argument and file checks
+        raise UserError(f"--mesh {a.mesh}: {e}") from e
     seconds = time.perf_counter() - start
     coverage = float((image[..., 3] > 127).mean())
     print(f"wrote {a.out} ({image.shape[1]}x{image.shape[0]} RGBA, {a.mesh.name}, {coverage:.0%} of pixels covered, "

@@ -20,6 +20,8 @@ import runpy
 import sys
 from typing import Sequence
 
+from .cli_kit import UserError, run
+
 PROG = "taichi-softras"
 DEMOS = ("render", "gradients", "deform", "pose_rigid", "pose_nonrigid", "implicit_fit")
 TOOLS = ("make_dataset", "train", "evaluate", "predict", "recipe")
@@ -28,10 +30,6 @@ COMMANDS = {
     "demo": "run a demo: " + ", ".join(DEMOS),
     "reconstruction": "single-view reconstruction: " + ", ".join(TOOLS),
 }
-
-
-class _UserError(Exception):
-    """A mistake in the command line: one ``error:`` line, exit status 2."""
 
 
 def _checkout() -> pathlib.Path | None:
@@ -50,7 +48,7 @@ def demos_dir() -> pathlib.Path:
         return root / "demos"
     spec = importlib.util.find_spec("taichi_softras_demos")
     if spec is None or not spec.submodule_search_locations:
-        raise _UserError("demo: the demos are not installed here (package taichi_softras_demos not found)")
+        raise UserError("demo: the demos are not installed here (package taichi_softras_demos not found)")
     return pathlib.Path(list(spec.submodule_search_locations)[0])
 
 
@@ -63,7 +61,7 @@ def reconstruction_package() -> str:
             sys.path.insert(0, str(root))
         return "reconstruction"
     if importlib.util.find_spec("taichi_softras_reconstruction") is None:
-        raise _UserError("reconstruction: not installed here (package taichi_softras_reconstruction not found)")
+        raise UserError("reconstruction: not installed here (package taichi_softras_reconstruction not found)")
     return "taichi_softras_reconstruction"
 
 
@@ -77,9 +75,9 @@ def usage() -> str:
 
 def _pick(kind: str, name: str | None, choices: Sequence[str]) -> str:
     if name is None:
-        raise _UserError(f"{kind}: the following arguments are required: NAME (choose from {', '.join(choices)})")
+        raise UserError(f"{kind}: the following arguments are required: NAME (choose from {', '.join(choices)})")
     if name not in choices:
-        raise _UserError(f"{kind}: argument NAME: invalid choice: {name!r} (choose from {', '.join(choices)})")
+        raise UserError(f"{kind}: argument NAME: invalid choice: {name!r} (choose from {', '.join(choices)})")
     return name
 
 
@@ -109,45 +107,44 @@ def _run_module(module: str, argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch ``argv`` (default ``sys.argv[1:]``); returns the exit status of what it ran (the
     demos and tools exit with their own status through ``SystemExit``)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if not argv:
-            raise _UserError(f"the following arguments are required: COMMAND (choose from {', '.join(COMMANDS)})")
-        command, rest = argv[0], argv[1:]
-        if command in ("-h", "--help"):
-            print(usage())
-            return 0
-        if command == "--version":
-            from importlib.metadata import PackageNotFoundError, version
+    return run(PROG, _dispatch, argv, debug=False, exit=False)
 
-            try:
-                print(f"{PROG} {version('taichi_softras')}")
-            except PackageNotFoundError:
-                print(f"{PROG} (not installed: running from {pathlib.Path(__file__).parent})")
-            return 0
-        if command not in COMMANDS:
-            raise _UserError(f"argument COMMAND: invalid choice: {command!r} (choose from {', '.join(COMMANDS)})")
-        if command == "render":
-            from .__main__ import main as render_main
 
-            return render_main(rest, prog=f"{PROG} render")
-        name = rest[0] if rest else None
-        if command == "demo":
-            if name in ("-h", "--help"):
-                print(f"usage: {PROG} demo NAME [OPTIONS]\n\nNAME: one of {', '.join(DEMOS)}; "
-                      f"'{PROG} demo NAME --help' describes its options.")
-                return 0
-            script = demos_dir() / f"{_pick('demo', name, DEMOS)}.py"
-            return _run_script(script, rest[1:])
+def _dispatch(argv: Sequence[str]) -> int:
+    if not argv:
+        raise UserError(f"the following arguments are required: COMMAND (choose from {', '.join(COMMANDS)})")
+    command, rest = argv[0], argv[1:]
+    if command in ("-h", "--help"):
+        print(usage())
+        return 0
+    if command == "--version":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"{PROG} {version('taichi_softras')}")
+        except PackageNotFoundError:
+            print(f"{PROG} (not installed: running from {pathlib.Path(__file__).parent})")
+        return 0
+    if command not in COMMANDS:
+        raise UserError(f"argument COMMAND: invalid choice: {command!r} (choose from {', '.join(COMMANDS)})")
+    if command == "render":
+        from .__main__ import main as render_main
+
+        return render_main(rest, prog=f"{PROG} render")
+    name = rest[0] if rest else None
+    if command == "demo":
         if name in ("-h", "--help"):
-            print(f"usage: {PROG} reconstruction TOOL [OPTIONS]\n\nTOOL: one of {', '.join(TOOLS)}; "
-                  f"'{PROG} reconstruction TOOL --help' describes its options.")
+            print(f"usage: {PROG} demo NAME [OPTIONS]\n\nNAME: one of {', '.join(DEMOS)}; "
+                  f"'{PROG} demo NAME --help' describes its options.")
             return 0
-        tool = _pick("reconstruction", name, TOOLS)
-        return _run_module(f"{reconstruction_package()}.{tool}", rest[1:])
-    except _UserError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
+        script = demos_dir() / f"{_pick('demo', name, DEMOS)}.py"
+        return _run_script(script, rest[1:])
+    if name in ("-h", "--help"):
+        print(f"usage: {PROG} reconstruction TOOL [OPTIONS]\n\nTOOL: one of {', '.join(TOOLS)}; "
+              f"'{PROG} reconstruction TOOL --help' describes its options.")
+        return 0
+    tool = _pick("reconstruction", name, TOOLS)
+    return _run_module(f"{reconstruction_package()}.{tool}", rest[1:])
 
 
 if __name__ == "__main__":

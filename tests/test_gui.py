@@ -107,6 +107,7 @@ def test_render_gui_shows_the_mesh_and_slider_handles(display, tmp_path):
     assert np.abs(shot[30, right - 3] - tigui.BAR).sum() < 40  # the bar's unfilled end
 
 
+@pytest.mark.slow  # the GGUI variant below runs by default
 def test_gradients_gui_shows_all_panels(display, tmp_path):
     from demo_kit import images
 
@@ -124,6 +125,7 @@ def test_gradients_gui_shows_all_panels(display, tmp_path):
     assert np.abs(areas["arrows"] - areas["render"]).sum(-1).astype(bool).mean() > 0.05  # the arrows
 
 
+@pytest.mark.slow
 def test_fitting_demo_window_shows_progress(display, tmp_path):
     """The fitting demos' ti.GUI window (the optimization loop): the silhouettes and a status line."""
     shot = screenshot(display, "pose_nonrigid.py", ["--image-size", "32", "--views", "2", "--iterations", "4"], tmp_path)

@@ -144,6 +144,7 @@ def test_wheel_contents(built):
     assert "taichi-softras = taichi_softras.commands:main" in built["entry_points"]
 
 
+@pytest.mark.slow  # installs the wheel into a fresh site folder; its contents are checked by default
 def test_installed_wheel_runs_the_demos_and_tools(built, tmp_path):
     """From the unpacked wheel (not a checkout): the installed names import and the entry point
     finds the installed demos and reconstruction tools."""

@@ -134,7 +134,8 @@ def test_backward_after_a_reset_between_forward_and_backward():
     )
 
 
-@pytest.mark.parametrize("start", ["fork", "spawn"])
+# fork is the case that hung; spawn (a fresh interpreter per worker, ~1 min here) runs in the slow suite
+@pytest.mark.parametrize("start", ["fork", pytest.param("spawn", marks=pytest.mark.slow)])
 def test_dataloader_workers_render_after_the_parent_did(start):
     """Workers (fork: inheriting the parent's initialized runtime; spawn: fresh) render the same
     images as the parent. A hang would hit the subprocess timeout."""

@@ -8,6 +8,7 @@
 * :mod:`.tigui` — the ``ti.GUI`` window (``--ui gui``).
 * :mod:`.ggui` — the ``ti.ui`` (GGUI) window: ImGui widgets, image panels and an orbitable 3D view.
 * :mod:`.loop` — the optimization loop of the fitting demos, for the window and headless runs.
+* :mod:`.gradient_scene` — the gradients demo's model: scene, gradients, heat-map, the windows' shared state.
 
 Demos run as scripts (``python demos/x.py``), which puts this folder's parent on ``sys.path``.
 """

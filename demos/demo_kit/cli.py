@@ -3,99 +3,38 @@
 A demo builds its parser with :func:`make_parser`, does its work in ``main(args)`` and is started
 with :func:`run`. User mistakes (bad arguments, unreadable or malformed input files, an unwritable
 ``--out``) end as one ``<demo>: error: ...`` line on stderr and exit status 2, never a traceback;
-``--debug`` shows the traceback instead. Anything else is a bug and keeps its traceback.
+``--debug`` shows the traceback instead. Anything else is a bug and keeps its traceback. The
+parser, the argument types and the one-line exit are the library's (:mod:`taichi_softras.cli_kit`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import pathlib
 import sys
 from typing import Callable, Iterable, Sequence
 
+from taichi_softras import cli_kit
+from taichi_softras.cli_kit import UserError, count, finite_float, nonnegative_float, positive_float, positive_int  # noqa: F401
+
 OUT_ROOT = pathlib.Path("out")
 UIS = ("ggui", "gui")
 
 
-class DemoError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Keeps the description's line breaks and appends every option's default to its help."""
-
-
-class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are :class:`DemoError` (one line) instead of usage + exit."""
-
-    def __init__(self, **kwargs):
-        super().__init__(formatter_class=_HelpFormatter, **kwargs)
-
-    def error(self, message: str) -> None:  # argparse would print the usage and the message
-        raise DemoError(message)
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite float > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def finite_float(text: str) -> float:
-    """argparse type: a finite float (angles, offsets)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
-def nonnegative_float(text: str) -> float:
-    """argparse type: a finite float >= 0 (weights, ranges)."""
-    value = finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def _integer(text: str, low: int, what: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = low - 1
-    if value < low:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer > 0."""
-    return _integer(text, 1, "a positive integer")
-
-
-def count(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    return _integer(text, 0, "an integer >= 0")
+#: A user-facing error: printed as one line, exit status 2 (the library's, under the demos' name).
+DemoError = UserError
 
 
 def make_parser(name: str, description: str, image_size: int, sigma: float, gamma: float,
-                front_ends: Sequence[str] = ("gui",)) -> Parser:
+                front_ends: Sequence[str] = ("gui",)) -> cli_kit.Parser:
     """The options every demo has; ``image_size``, ``sigma``, ``gamma`` are the demo's defaults.
 
     ``front_ends``: the window kinds the demo offers; with more than one, ``--ui`` chooses
     (default: GGUI where Vulkan works, else ``ti.GUI``).
     """
-    p = Parser(prog=name, description=description)
+    p = cli_kit.Parser(prog=name, description=description)
     p.add_argument("--headless", action="store_true", help="no window: write PNGs/GIF/plots to --out")
     if len(front_ends) > 1:
         p.add_argument("--ui", choices=front_ends, default=None,
@@ -108,7 +47,7 @@ def make_parser(name: str, description: str, image_size: int, sigma: float, gamm
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--frames", type=count, default=0, help="window: close after this many frames (0: when it is closed)")
     p.add_argument("--screenshot", type=pathlib.Path, default=None, help="window: save the last frame to this PNG")
-    p.add_argument("--debug", action="store_true", help="show the traceback of user errors too")
+    cli_kit.add_debug(p)
     return p
 
 
@@ -117,22 +56,14 @@ def run(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentPar
     import numpy as np
     import torch
 
-    argv = sys.argv[1:] if argv is None else list(argv)
-    debug = "--debug" in argv
-    try:
+    def body(argv: Sequence[str]) -> None:
         args = parser.parse_args(argv)
         out_dir(args)  # fail before the work, not after it
         torch.manual_seed(args.seed)
         np.random.seed(args.seed)
         main(args)
-    except (DemoError, OSError) as e:
-        if debug:
-            raise
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        sys.exit(130)
+
+    cli_kit.run(parser.prog, body, argv, errors=(DemoError, OSError))
 
 
 def front_end(args: argparse.Namespace) -> str:

@@ -15,6 +15,7 @@ import torch
 from .. import conventions as C
 from .. import runtime
 from ..kernels import raster as K
+from ..kernels import raster_layout as L
 from ..kernels.common import load, load_image, load_rgba_depth, store, store_image, store_rgba_depth, zero, zero2
 from ._binning import bin_items, count_field
 from ..spec import AUX_WIDTH, Extras, RasterSettings
@@ -44,7 +45,7 @@ class Engine:
         pix = B * P
         needs = {
             "image_size=(H, W) with the batch size": (pix * (real * ((ACC_WIDTH + OUT_WIDTH) * g + 2) + 4), pix * ACC_WIDTH),
-            "face_vertices (B, F)": (B * F * (real * (9 * g + K.NS + (6 * g if uv else 0)) + 4 * 8), B * F * K.NS),
+            "face_vertices (B, F)": (B * F * (real * (9 * g + L.NS + (6 * g if uv else 0)) + 4 * 8), B * F * L.NS),
             "textures": (tex_numel * real * g, tex_numel),
         }
         if x.groups:
@@ -53,21 +54,21 @@ class Engine:
             needs["outputs (auxiliary channels) with image_size"] = (pix * AUX_WIDTH * real * g, pix * AUX_WIDTH)
         check_budget(needs, "soft_rasterize")
 
-    def _fields(self, B, F, tex_numel, P, x, uv: bool) -> K.Fields:
+    def _fields(self, B, F, tex_numel, P, x, uv: bool) -> L.Fields:
         g, r, grad = self.pool.get, self.real, self.grad
         G = x.groups
 
         def used(flag, n):  # optional buffers stay at the pool's minimum until a call needs them
             return n if flag else 1
 
-        return K.Fields(
+        return L.Fields(
             fv=g("fv", r, B * F * 9, grad=grad),
             tex=g("tex", r, tex_numel, grad=grad),
             uv=g("uv", r, used(uv, B * F * 6), grad=grad),
             vn=g("vn", r, used(x.normals, B * F * 9), grad=grad),
             nfc=g("nfc", ti.i32, B),
             grp=g("grp", ti.i32, used(G, B * F)),
-            fs=g("fs", r, B * F, width=K.NS),
+            fs=g("fs", r, B * F, width=L.NS),
             box=g("box", ti.i32, B * F, width=6),
             pm=g("pm", r, B * P),
             psel=g("psel", ti.i32, B * P),
@@ -79,28 +80,28 @@ class Engine:
             out=g("out", r, B * P, width=OUT_WIDTH, grad=grad),
             outg=g("outg", r, used(G, B * P), width=max(G, 2), grad=grad),
             aux=g("aux", r, used(x.aux, B * P), width=AUX_WIDTH, grad=grad),
-            prm=g("prm", r, K.N_PRM),
-            dims=g("dims", ti.i32, K.N_DIMS),
+            prm=g("prm", r, L.N_PRM),
+            dims=g("dims", ti.i32, L.N_DIMS),
         )
 
-    def _set_params(self, f: K.Fields, s: RasterSettings, dims: K.Dims) -> None:
-        vals = [0.0] * K.N_PRM
-        vals[K.P_SIGMA], vals[K.P_GAMMA], vals[K.P_EPS] = s.sigma_val, s.gamma_val, s.eps
-        vals[K.P_NEAR], vals[K.P_FAR] = s.near, s.far
-        vals[K.P_THR], vals[K.P_RAD] = s.threshold, math.sqrt(s.threshold)
-        vals[K.P_INV_S] = 1.0 / min(s.height, s.width)
-        vals[K.P_BG : K.P_BG + 3] = s.background_color
-        ints = list(dims)  # K.Dims is laid out like the dims field
+    def _set_params(self, f: L.Fields, s: RasterSettings, dims: L.Dims) -> None:
+        vals = [0.0] * L.N_PRM
+        vals[L.P_SIGMA], vals[L.P_GAMMA], vals[L.P_EPS] = s.sigma_val, s.gamma_val, s.eps
+        vals[L.P_NEAR], vals[L.P_FAR] = s.near, s.far
+        vals[L.P_THR], vals[L.P_RAD] = s.threshold, math.sqrt(s.threshold)
+        vals[L.P_INV_S] = 1.0 / min(s.height, s.width)
+        vals[L.P_BG : L.P_BG + 3] = s.background_color
+        ints = list(dims)  # L.Dims is laid out like the dims field
         key = (f.prm, f.dims, tuple(vals), tuple(ints))
         if key == self._params_key:  # a training loop repeats its settings: skip two launches
             return
-        load(torch.tensor(vals, dtype=torch.float64 if self.real == ti.f64 else torch.float32), f.prm, K.N_PRM)
-        load(torch.tensor(ints, dtype=torch.int32), f.dims, K.N_DIMS)
+        load(torch.tensor(vals, dtype=torch.float64 if self.real == ti.f64 else torch.float32), f.prm, L.N_PRM)
+        load(torch.tensor(ints, dtype=torch.int32), f.dims, L.N_DIMS)
         self._params_key = key
 
     @staticmethod
-    def modes(s: RasterSettings, x: Extras, serial: bool) -> K.Modes:
-        return K.Modes(
+    def modes(s: RasterSettings, x: Extras, serial: bool) -> L.Modes:
+        return L.Modes(
             dist=C.code("dist_func", s.dist_func), alpha=C.code("aggr_func_alpha", s.aggr_func_alpha),
             rgb=C.code("aggr_func_rgb", s.aggr_func_rgb), texmode=C.code("texture_type", s.texture_type),
             wrap=C.code("texture_wrap", x.wrap), fill_back=s.fill_back, groups=x.groups > 0,
@@ -108,11 +109,11 @@ class Engine:
         )
 
     @staticmethod
-    def _dims(fv, tex, s: RasterSettings, x: Extras) -> K.Dims:
+    def _dims(fv, tex, s: RasterSettings, x: Extras) -> L.Dims:
         B, F = fv.shape[:2]
         TH, TW = (tex.shape[2], tex.shape[3]) if s.texture_type == "uv" else (0, 0)
-        lgx, lgy = K.tile_grid(s.height, s.width)
-        return K.Dims(B, F, s.height, s.width, x.texture_res, TH, TW, lgx, lgy)
+        lgx, lgy = L.tile_grid(s.height, s.width)
+        return L.Dims(B, F, s.height, s.width, x.texture_res, TH, TW, lgx, lgy)
 
     # -- passes ----------------------------------------------------------------------------
 
@@ -139,7 +140,7 @@ class Engine:
         bins = bin_items(self.pool, f.box, B * F, F, (1 << lgx, 1 << lgy, 1),
                          B, order_kept, "sigma_val (the cut-off radius) with image_size and the face sizes", counted=True)
         self.last_pairs = self._n_pairs = bins.n_pairs
-        lists = K.Lists(bins.off, bins.lst, bins.cell)
+        lists = L.Lists(bins.off, bins.lst, bins.cell)
         m = self.modes(s, x, serial)
         if x.groups:
             zero2(f.accg, B * P)

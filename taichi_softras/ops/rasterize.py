@@ -11,6 +11,7 @@ This module imports no Taichi: the engine (:mod:`._raster_engine`) is imported a
 from __future__ import annotations
 
 import functools
+import inspect
 import itertools
 from typing import Iterable, Optional
 
@@ -80,15 +81,7 @@ def _soft_rasterize(
     aggr_func_rgb="softmax",
     aggr_func_alpha="prod",
     texture_type="surface",
-    *,
-    return_depth: bool = False,
-    deterministic: bool = False,
-    uvs: Optional[torch.Tensor] = None,
-    texture_wrap: str = "repeat",
-    num_faces: Optional[torch.Tensor] = None,
-    face_groups: Optional[torch.Tensor] = None,
-    vertex_normals: Optional[torch.Tensor] = None,
-    outputs: Optional[Iterable[str]] = None,
+    **extras,
 ):
     """Soft-rasterize faces into RGBA images (SoftRas, Liu et al. 2019), differentiably.
 
@@ -127,10 +120,7 @@ def _soft_rasterize(
     """
     settings = RasterSettings(image_size, background_color, near, far, fill_back, eps, sigma_val, dist_func, dist_eps,
                               gamma_val, aggr_func_rgb, aggr_func_alpha, texture_type)
-    return _rasterize(
-        face_vertices, textures, settings, return_depth=return_depth, deterministic=deterministic, uvs=uvs,
-        texture_wrap=texture_wrap, num_faces=num_faces, face_groups=face_groups, vertex_normals=vertex_normals, outputs=outputs,
-    )
+    return _rasterize(face_vertices, textures, settings, **extras)
 
 
 def _rasterize(
@@ -170,6 +160,19 @@ def _rasterize(
     if outputs is None:
         return (image, depth) if return_depth else image
     return raster_outputs(outputs, image, depth, face_index, aux, gmask)
+
+
+def _with_extras(fn, extras_of):
+    """``fn``'s signature with ``**extras`` replaced by the keyword-only parameters of ``extras_of``:
+    the extras are written once (``_rasterize``), yet ``help()``, ``inspect.signature`` and
+    docs/api.md show every keyword of ``soft_rasterize`` by name."""
+    own = [p for p in inspect.signature(fn).parameters.values() if p.kind != p.VAR_KEYWORD]
+    kw = [p for p in inspect.signature(extras_of).parameters.values() if p.kind == p.KEYWORD_ONLY]
+    fn.__signature__ = inspect.signature(fn).replace(parameters=own + kw)
+    return fn
+
+
+_with_extras(_soft_rasterize, _rasterize)
 
 
 def _graph_break(fn):
