@@ -23,11 +23,13 @@ import time
 import torch
 from tqdm import tqdm
 
+from taichi_softras.cli_kit import positive_int
+
 from . import datasets as D
 from . import evaluate as E
 from . import make_dataset
 from .checkpoint import FILENAME, load_checkpoint
-from .cli import Parser, UserError, positive_int, run
+from .cli import Parser, UserError, run
 from .config import TrainConfig
 from .train import train
 

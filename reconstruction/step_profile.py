@@ -19,12 +19,13 @@ from collections import defaultdict
 
 import torch
 
+from taichi_softras.cli_kit import positive_int
 from taichi_softras.ops import probe as probe_ops
 from taichi_softras.ops import rasterize as raster_ops
 
 from . import datasets as D
 from . import objectives, train as T
-from .cli import Parser, UserError, positive_int, run
+from .cli import Parser, UserError, run
 from .config import TrainConfig
 from .models import build_model
 
