@@ -170,7 +170,7 @@ def run_recipe(name: str, out: pathlib.Path, data: pathlib.Path | None = None, c
     make_dataset.samples_figure(train_split, out / "samples.png")
     times["evaluation"] = round(time.perf_counter() - t1, 1)
     times["total"] = round(time.perf_counter() - t0, 1)
-    result |= {"recipe": name, "data": str(data), "train_seconds": times,
+    result |= {"recipe": name, "data": str(data), "seconds": times,
                "shapes": {s: len(D.ShapeNetSplit.load(data, class_ids, s)) for s in ("train", "val")} | {"test": len(test)}}
     (out / "summary.json").write_text(json.dumps(result, indent=1))
     (out / "tables.md").write_text(text + "\nSeconds (wall): " + ", ".join(f"{k} {v}" for k, v in times.items()) + "\n")
