@@ -162,7 +162,7 @@ class VoxelModel(nn.Module):
         self.encoder = Encoder(widths, hidden, code)
         self.channels = channels
         # the probability above which a cell is predicted full: chosen on the training set at each
-        # checkpoint (reconstruction.train.calibrate_voxel_level)
+        # checkpoint (reconstruction.objectives.calibrate_voxel_level)
         self.register_buffer("level", torch.tensor(0.5))
         self.fc = nn.Sequential(nn.Linear(code, channels * 4 ** 3), nn.ReLU(inplace=True))
         c = channels

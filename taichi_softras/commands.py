@@ -2,7 +2,7 @@
 
     taichi-softras render [OPTIONS]              one PNG of a mesh (= python -m taichi_softras)
     taichi-softras demo NAME [OPTIONS]           a demo (= python demos/NAME.py)
-    taichi-softras reconstruction TOOL [OPTIONS] make_dataset, train, evaluate, predict
+    taichi-softras reconstruction TOOL [OPTIONS] make_dataset, train, evaluate, predict, recipe
                                                  (= python -m reconstruction.TOOL from a checkout)
 
 ``taichi-softras COMMAND [NAME] --help`` describes the command's own options. The demos and the
@@ -24,7 +24,7 @@ from .cli_kit import UserError, run
 
 PROG = "taichi-softras"
 DEMOS = ("render", "gradients", "deform", "pose_rigid", "pose_nonrigid", "implicit_fit")
-TOOLS = ("make_dataset", "train", "evaluate", "predict")
+TOOLS = ("make_dataset", "train", "evaluate", "predict", "recipe")
 COMMANDS = {
     "render": "render a mesh to an RGBA PNG (python -m taichi_softras)",
     "demo": "run a demo: " + ", ".join(DEMOS),

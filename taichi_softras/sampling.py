@@ -128,18 +128,25 @@ def sample_hull_boundary(
     band: int = 2,
     uniform_fraction: float = 0.2,
     generator: torch.Generator | None = None,
+    band_mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw ``n`` anchor points near the visual-hull boundary: with probability 1 - uniform_fraction
     uniformly inside a voxel of :func:`hull_band`, else uniformly in the cube ``bounds``.
 
-    hull ``(res, res, res)`` bool from :func:`visual_hull`. Returns points ``(n, 3)`` float32 and
-    their sampling density per unit volume ``(n,)`` float64 (exact: a piecewise-constant mixture).
+    hull ``(res, res, res)`` bool from :func:`visual_hull`. ``band_mask``: ``hull_band(hull, band)``
+    computed beforehand (a caller drawing from the same hull many times keeps it; the morphology
+    is most of this function's time). Returns points ``(n, 3)`` float32 and their sampling density
+    per unit volume ``(n,)`` float64 (exact: a piecewise-constant mixture).
     """
     u = _check_fraction(uniform_fraction, "uniform_fraction")
     res = hull.shape[0]
     lo, hi = float(bounds[0]), float(bounds[1])
     cell = (hi - lo) / res
-    band_mask = hull_band(hull, band).cpu()
+    if band_mask is None:
+        band_mask = hull_band(hull, band)
+    elif band_mask.shape != hull.shape:
+        raise ValueError(f"band_mask must have the hull's shape {tuple(hull.shape)}, got {tuple(band_mask.shape)}")
+    band_mask = band_mask.cpu()
     band_idx = band_mask.reshape(-1).nonzero()[:, 0]
     if band_idx.numel() == 0:
         u = 1.0

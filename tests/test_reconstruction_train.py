@@ -264,28 +264,3 @@ def test_ddp_two_gloo_ranks_end_with_identical_weights(data_dir, tmp_path, model
         changed |= not torch.equal(r0[name], init[name])
     assert changed  # the ranks trained, and stayed in sync
     assert load_checkpoint(out / "checkpoint.pt")["step"] == 3
-
-
-# The README's CPU recipe (under 30 minutes per model on 2 cores; `pytest -m slow`).
-RECIPE = ["--classes", "all", "--batch-size", "16", "--lr", "5e-4", "--widths", "32", "64", "128", "--hidden", "512",
-          "--code", "256", "--val-every", "200", "--val-shapes", "78"]
-RECIPE_MODEL = {"mesh": ["--steps", "1200", "--decoder-hidden", "512", "1024"],
-                "implicit": ["--steps", "3000", "--probe-views", "4"]}
-
-
-@pytest.fixture(scope="module")
-def synth60(tmp_path_factory):
-    out = tmp_path_factory.mktemp("synth60")
-    make_dataset.main(["--out", str(out), "--per-class", "60"])
-    return out
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("model", ["mesh", "implicit"])
-def test_recipe_beats_the_mean_voxel_baseline(synth60, tmp_path, model):
-    cfg, _ = train.parse_args(["--model", model, "--data", str(synth60), "--out", str(tmp_path), *RECIPE, *RECIPE_MODEL[model]])
-    trained = train.train(cfg).eval()
-    tr, te = (D.ShapeNetSplit.load(synth60, list(cfg.classes), s) for s in ("train", "test"))
-    ours = evaluate.evaluate_split(trained, te).mean().item()
-    baseline = evaluate.mean_voxel_baseline(tr, te).mean().item()
-    assert ours >= baseline + 0.10, (ours, baseline)

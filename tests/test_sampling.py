@@ -88,3 +88,13 @@ def test_hull_samples_concentrate_near_the_boundary():
     assert torch.allclose(density[outside], torch.full_like(density[outside], 0.2))
     inside_density = 0.2 + 0.8 / (int(band.sum()) * cell**3)
     assert torch.allclose(density[~outside], torch.full_like(density[~outside], inside_density))
+
+
+def test_hull_samples_with_a_precomputed_band_are_the_same_draws():
+    eyes = _eyes(8)
+    hull = sampling.visual_hull(sphere_silhouettes(eyes, 32), eyes, resolution=16, viewing_angle=15.0)
+    draws = [sampling.sample_hull_boundary(hull, 500, band=1, generator=torch.Generator().manual_seed(3), band_mask=mask)
+             for mask in (None, sampling.hull_band(hull, 1))]
+    assert all(torch.equal(a, b) for a, b in zip(*draws))
+    with pytest.raises(ValueError, match="band_mask"):
+        sampling.sample_hull_boundary(hull, 5, band_mask=torch.zeros(4, 4, 4, dtype=torch.bool))
