@@ -1,4 +1,4 @@
-"""Cost of the issue-9 features relative to plain RGBA (Spot, 256², forward+backward unless noted).
+"""Cost of the optional features (extra outputs, face-group masks, UV textures, deterministic mode) relative to plain RGBA (Spot, 256², forward+backward unless noted).
 
     python -m benchmarks.bench_features [--device cpu|cuda] [--size 256]
 """

@@ -1,4 +1,4 @@
-"""Issue-7 benchmark harness: taichi_softras vs PyTorch3D and the dense reference, in one run.
+"""Benchmark harness: taichi_softras vs PyTorch3D and the dense reference, in one run.
 
     python -m benchmarks.run [--device cpu|cuda|vulkan] [--quick] [--out results.json] [--fig results.png] [--profile]
                              [--only REGEX]
