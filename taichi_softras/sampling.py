@@ -91,9 +91,13 @@ def visual_hull(
     """Voxels ``(res, res, res)`` bool ([x, y, z], centres of the cube ``bounds``) whose centre
     projects inside every silhouette ``(V, H, W)`` seen from the cameras ``eyes``: a
     :class:`~taichi_softras.camera.Camera` of batch V (its image size that of the silhouettes) or
-    the look_at cameras of eyes ``(V, 3)`` (a centre projecting outside an image is outside)."""
-    check_tensor(silhouettes, "silhouettes", ndim=3)
-    v, h, w = silhouettes.shape
+    the look_at cameras of eyes ``(V, 3)`` (a centre projecting outside an image is outside).
+    Silhouettes ``(N, V, H, W)`` (N shapes seen by the same V cameras) give hulls ``(N, res, res,
+    res)``: each centre is projected once for all N."""
+    check_tensor(silhouettes, "silhouettes")
+    if silhouettes.ndim not in (3, 4):
+        raise ValueError(f"silhouettes must be (V, H, W) or (N, V, H, W), got {tuple(silhouettes.shape)}")
+    v, h, w = silhouettes.shape[-3:]
     if isinstance(eyes, Camera):
         if eyes.batch_size != v:
             raise ValueError(f"the camera must have one view per silhouette ({v}), got batch {eyes.batch_size}")
@@ -103,11 +107,12 @@ def visual_hull(
             raise ValueError(f"eyes must have one row per silhouette ({v}), got {tuple(eyes.shape)}")
     camera = as_camera(eyes, (h, w), viewing_angle, at, up, dtype=torch.float64, name="eyes")
     pts = grid_points(resolution, bounds, silhouettes.device, torch.float64).reshape(1, -1, 3)
-    inside = torch.ones(pts.shape[1], dtype=torch.bool, device=silhouettes.device)
+    shapes = silhouettes.reshape(-1, v, h * w)  # (N, V, H*W)
+    inside = torch.ones(len(shapes), pts.shape[1], dtype=torch.bool, device=silhouettes.device)
     for k in range(v):
         row, col, valid = camera[k].to_pixels(pts)
-        inside &= (silhouettes[k].reshape(-1)[(row * w + col)[0]] > 0.5) & valid[0]
-    return inside.reshape(resolution, resolution, resolution)
+        inside &= (shapes[:, k, (row * w + col)[0]] > 0.5) & valid
+    return inside.reshape(silhouettes.shape[:-3] + (resolution,) * 3)
 
 
 def hull_band(hull: torch.Tensor, band: int = 2) -> torch.Tensor:

@@ -66,6 +66,19 @@ def test_visual_hull_of_a_sphere():
     assert iou > 0.85, iou
 
 
+def test_visual_hull_of_a_batch_is_each_hull():
+    eyes = _eyes(8)
+    sphere = sphere_silhouettes(eyes, 32)
+    batch = torch.stack((sphere, sphere[:, :, torch.arange(31, -1, -1)], torch.zeros_like(sphere)))
+    hulls = sampling.visual_hull(batch, eyes, resolution=16, viewing_angle=15.0)
+    assert hulls.shape == (3, 16, 16, 16)
+    for i in range(3):
+        assert torch.equal(hulls[i], sampling.visual_hull(batch[i], eyes, resolution=16, viewing_angle=15.0)), i
+    assert hulls[0].any() and not hulls[2].any()
+    with pytest.raises(ValueError, match="silhouettes"):
+        sampling.visual_hull(torch.zeros(8, 8), eyes)
+
+
 def test_visual_hull_rejects_mismatched_cameras():
     with pytest.raises(ValueError, match="eyes"):
         sampling.visual_hull(torch.zeros(3, 8, 8), torch.zeros(2, 3))
