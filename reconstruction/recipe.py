@@ -137,14 +137,15 @@ def summary(ious: dict[str, torch.Tensor], test: D.ShapeNetSplit) -> dict:
     return {"mean_iou": mean, "per_class": per_class, "margin_over_best_image_baseline": margin}
 
 
-def evaluate_all(models: dict[str, torch.nn.Module], data: pathlib.Path, classes: list[str]) -> tuple[dict, D.ShapeNetSplit, D.ShapeNetSplit]:
-    """IoU per test shape of every model and baseline (keys of :data:`evaluate.LABELS`)."""
+def evaluate_all(models: dict[str, torch.nn.Module], data: pathlib.Path, classes: list[str]) -> tuple[dict, dict[str, D.ShapeNetSplit]]:
+    """IoU per test shape of every model and baseline (keys of :data:`evaluate.LABELS`), and the
+    splits it loaded."""
     train_split, val, test = (D.ShapeNetSplit.load(data, classes, s) for s in D.SPLITS)
     ious = {}
     for key, model in tqdm(models.items(), desc="evaluate", unit="model"):
         ious |= E.model_ious(key, model, test)
     ious |= E.baseline_ious(train_split, val, test)
-    return ious, train_split, test
+    return ious, {"train": train_split, "val": val, "test": test}
 
 
 def run_recipe(name: str, out: pathlib.Path, data: pathlib.Path | None = None, classes: str | None = None,
@@ -163,7 +164,8 @@ def run_recipe(name: str, out: pathlib.Path, data: pathlib.Path | None = None, c
         times[key] = round(train_or_reuse(dataclasses.replace(cfg, seed=seed)), 1)
         trained[key] = E.load_run(cfg.out)[1]
     t1 = time.perf_counter()
-    ious, train_split, test = evaluate_all(trained, data, class_ids)
+    ious, splits = evaluate_all(trained, data, class_ids)
+    train_split, test = splits["train"], splits["test"]
     result = summary(ious, test)
     text = E.report(ious, test, "test", data)
     E.comparison_figure(trained, train_split, test, out / "comparison.png")
@@ -171,7 +173,7 @@ def run_recipe(name: str, out: pathlib.Path, data: pathlib.Path | None = None, c
     times["evaluation"] = round(time.perf_counter() - t1, 1)
     times["total"] = round(time.perf_counter() - t0, 1)
     result |= {"recipe": name, "data": str(data), "seconds": times,
-               "shapes": {s: len(D.ShapeNetSplit.load(data, class_ids, s)) for s in ("train", "val")} | {"test": len(test)}}
+               "shapes": {s: len(split) for s, split in splits.items()}}
     (out / "summary.json").write_text(json.dumps(result, indent=1))
     (out / "tables.md").write_text(text + "\nSeconds (wall): " + ", ".join(f"{k} {v}" for k, v in times.items()) + "\n")
     return result
