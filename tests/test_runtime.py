@@ -50,7 +50,7 @@ def _reference_image():
     return ns["render"]()
 
 
-def test_import_does_not_import_taichi_and_first_call_prints_no_banner():
+def test_import_does_not_import_taichi_and_first_call_prints_no_banner_nor_loads_dynamo():
     out = run_script(
         """
         import sys
@@ -58,6 +58,8 @@ def test_import_does_not_import_taichi_and_first_call_prints_no_banner():
         assert not heavy, f"import taichi_softras imported {heavy}"
         img = render()
         assert "taichi" in sys.modules
+        # torch.compiler.disable would import TorchDynamo (1.4 s); nothing traces without it.
+        assert "torch._dynamo" not in sys.modules, "the first call imported TorchDynamo"
         print("RESULT", float(img.sum()))
         """
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
+import sys
 from typing import Iterable, Optional
 
 import torch
@@ -176,14 +177,18 @@ _with_extras(_soft_rasterize, _rasterize)
 
 
 def _graph_break(fn):
-    """``fn`` run under ``torch.compiler.disable``: Taichi kernels are opaque to TorchDynamo, so
-    torch.compile must graph-break around the op, not trace into it. Disabling imports TorchDynamo
-    (seconds), so it is applied at the first call rather than at import."""
+    """``fn`` run under ``torch.compiler.disable`` once TorchDynamo is loaded: Taichi kernels are
+    opaque to it, so torch.compile must graph-break around the op, not trace into it. Disabling
+    imports TorchDynamo (1.4 s, more than the rest of a first call), and only TorchDynamo can be
+    tracing a call: while ``torch._dynamo`` is not imported (torch.compile imports it), ``fn`` is
+    called directly."""
     disabled = None
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
         nonlocal disabled
+        if "torch._dynamo" not in sys.modules:
+            return fn(*args, **kwargs)
         if disabled is None:
             disabled = torch.compiler.disable(fn)
         return disabled(*args, **kwargs)
