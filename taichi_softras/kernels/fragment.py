@@ -9,7 +9,7 @@ from ..conventions import BARY_SUM_EPS, DET_EPS
 from .raster_layout import (
     DIST_BARYCENTRIC, DIST_EUCLIDEAN, DIST_HARD, D_F, D_H, D_LOG_GX, D_LOG_GY, D_R, D_TH, D_TW, D_W, EDGE2_MIN_F32,
     EDGE2_MIN_F64, P_FAR, P_INV_S, P_NEAR, P_THR, S_BARY, S_BOX, S_INVLEN, S_INVZ, S_KLINE, S_LIM, S_LINES, S_XY,
-    TEX_UV, TEX_VERTEX, TILE, WRAP_REPEAT,
+    TEX_UV, TEX_VERTEX, TILE, TILE_LOG, WRAP_REPEAT,
 )
 
 
@@ -47,7 +47,7 @@ def _seg_dist2(px, py, ax, ay, bx, by, inv_len2):
     rx, ry = px - bx, py - by
     # An edge shorter than the floor of _face_terms (its 1/|e|^2 clamped: the product is < 1) is a point.
     point = inv_len2 * (ex * ex + ey * ey) < 0.5
-    return ti.select(u <= 0.0 or point, qx * qx + qy * qy, ti.select(u >= 1.0, rx * rx + ry * ry, cross * cross * inv_len2))
+    return ti.select((u <= 0.0) | point, qx * qx + qy * qy, ti.select(u >= 1.0, rx * rx + ry * ry, cross * cross * inv_len2))
 
 
 @ti.func
@@ -102,9 +102,9 @@ def _fragment(px, py, x0, y0, x1, y1, x2, y2, a0, b0, a1, b1, iz0, iz1, iz2, l01
     w0 = a0 * (px - x2) + b0 * (py - y2)
     w1 = a1 * (px - x2) + b1 * (py - y2)
     w2 = 1.0 - w0 - w1
-    inside = w0 > 0 and w1 > 0 and w2 > 0
+    inside = (w0 > 0) & (w1 > 0) & (w2 > 0)
     d2 = _dist2(px, py, x0, y0, x1, y1, x2, y2, l01, l12, l20, w0, w1, w2, lines, dist)
-    keep = inside or (dist != DIST_HARD and d2 < thr)
+    keep = inside if ti.static(dist == DIST_HARD) else inside | (d2 < thr)
     u0, u1, u2 = ti.min(ti.max(w0, 0.0), 1.0), ti.min(ti.max(w1, 0.0), 1.0), ti.min(ti.max(w2, 0.0), 1.0)
     inv_usum = 1.0 / ti.max(u0 + u1 + u2, BARY_SUM_EPS)
     c0, c1, c2 = u0 * inv_usum, u1 * inv_usum, u2 * inv_usum
@@ -125,9 +125,9 @@ def _in_box(fs, fb, px, py, dist: ti.template()):
     its edge lines (the triangle lies wholly on the other side, so its distance is at least that)?
     Exact for the box (SoftRas's border check); conservative for the lines. Single-assignment: a
     re-stored local makes Taichi's autodiff give it a stack in every pass that calls this."""
-    box = px >= fs[fb, S_BOX] and px <= fs[fb, S_BOX + 1] and py >= fs[fb, S_BOX + 2] and py <= fs[fb, S_BOX + 3]
+    box = (px >= fs[fb, S_BOX]) & (px <= fs[fb, S_BOX + 1]) & (py >= fs[fb, S_BOX + 2]) & (py <= fs[fb, S_BOX + 3])
     if ti.static(dist == DIST_EUCLIDEAN):
-        return box and _within_line(fs, fb, 0, px, py) and _within_line(fs, fb, 1, px, py) and _within_line(fs, fb, 2, px, py)
+        return box & _within_line(fs, fb, 0, px, py) & _within_line(fs, fb, 1, px, py) & _within_line(fs, fb, 2, px, py)
     else:
         return box
 
@@ -149,9 +149,9 @@ def _edge_line(ax, ay, bx, by, cx, cy):
 def _colours(front, zp, prm, fill_back: ti.template()):
     """Does a kept fragment take part in colour? (depth in [near, far]; front unless fill_back)"""
     if ti.static(fill_back):
-        return zp >= prm[P_NEAR] and zp <= prm[P_FAR]
+        return (zp >= prm[P_NEAR]) & (zp <= prm[P_FAR])
     else:
-        return zp >= prm[P_NEAR] and zp <= prm[P_FAR] and front
+        return (zp >= prm[P_NEAR]) & (zp <= prm[P_FAR]) & front
 
 
 @ti.func
@@ -232,8 +232,8 @@ def _pixel_of(f: ti.template(), c, k):
     """Batch element, row, column (and whether it lies in the image) of pixel k of tile cell c."""
     lgx, lgy = f.dims[D_LOG_GX], f.dims[D_LOG_GY]
     tx, ty, b = c & ((1 << lgx) - 1), (c >> lgx) & ((1 << lgy) - 1), c >> (lgx + lgy)
-    row, col = ty * TILE + (k >> 3), tx * TILE + (k & 7)
-    return b, row, col, row < f.dims[D_H] and col < f.dims[D_W]
+    row, col = ty * TILE + (k >> TILE_LOG), tx * TILE + (k & (TILE - 1))
+    return b, row, col, (row < f.dims[D_H]) & (col < f.dims[D_W])
 
 
 @ti.func

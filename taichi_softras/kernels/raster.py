@@ -4,21 +4,26 @@
 
 Passes: ``setup`` -> binning -> ``rasterize`` (forward) -> ``compose`` [-> ``compose_groups``,
 ``auxiliary``]. Backward: ``auxiliary.grad``, ``compose_groups.grad``, ``compose.grad``, then
-``accumulate.grad``.
+``gather_corners`` (forward), ``accumulate.grad`` and ``gather_corners.grad``.
 
 ``rasterize`` is forward-only: one thread per pixel walks its tile's list, keeping the sums in
 locals (online softmax: the running max m rescales the sums when it grows), so the forward is one
-pass and bit-repeatable. ``accumulate`` states the same sums as one flat loop over (tile-face pair,
-pixel of the tile) that only ``+=`` into ``acc``; it is never run forward, only as
-``accumulate.grad`` (Taichi autodiff), which recomputes each fragment and scatters adjoints. It has
-no inner loop at all: Taichi's autodiff gives wrong gradients for values carried into a dynamic
-inner loop (docs/design.md, "Taichi autodiff rules"), and the SPIR-V backends drop atomics inside
-runtime-bound loops. ``compose`` reads the sums and the forward-only m (a constant for gradients).
+pass and bit-repeatable. ``accumulate`` states the same sums as a loop over tile-face pairs (one
+thread each) and the 64 pixels of the pair's tile (an inner loop with a constant bound) that only
+``+=`` into ``acc``; it is never run forward, only as ``accumulate.grad`` (Taichi autodiff), which
+recomputes each fragment. Its differentiable inputs are loaded inside the inner loop (Taichi's
+autodiff gives wrong gradients for float values carried into an inner loop: docs/design.md,
+"Taichi autodiff rules"); the face's corners come from ``pv``, the pair's own copy
+(``gather_corners``), whose adjoint is indexed by the parallel loop's index alone, so Taichi
+writes it without atomics; ``gather_corners.grad`` adds it to the face once per pair instead of
+nine atomics per fragment. ``compose`` reads the sums and the forward-only m (a constant for
+gradients).
 
 Cost (covered pairs = (pixel, face) pairs within the cut-off; tile pairs = (tile, face) pairs):
 ``setup`` O(B*F); binning O(B*F + tile pairs); ``rasterize`` O(B*H*W + 64 * tile pairs) cheap box
-and edge-line tests plus O(covered pairs) fragments; ``accumulate.grad`` the same; ``compose`` and
-``auxiliary`` O(B*H*W). Extra memory O(B*H*W + B*F + tile pairs); nothing per (pixel, face).
+and edge-line tests plus O(covered pairs) fragments; ``accumulate.grad`` 64 integer box tests per
+tile pair plus O(covered pairs) fragments; ``compose`` and ``auxiliary`` O(B*H*W). Extra memory
+O(B*H*W + B*F + tile pairs); nothing per (pixel, face).
 """
 
 import taichi as ti
@@ -29,7 +34,7 @@ from .fragment import (
     _pixel_of, _pixel_xy, _softplus, _stored_fragment, _texel,
 )
 from .raster_layout import (
-    ALPHA_HARD, ALPHA_PROD, AUX_N, AUX_Q, AUX_S, DIST_HARD, D_F, D_H, D_W, EXP_ARG_MAX, P_BG, P_EPS, P_FAR, P_GAMMA,
+    ALPHA_HARD, ALPHA_PROD, AUX_N, AUX_Q, AUX_S, DIST_HARD, D_F, D_H, D_LOG_GX, D_LOG_GY, D_W, EXP_ARG_MAX, P_BG, P_EPS, P_FAR, P_GAMMA,
     P_NEAR, P_RAD, P_SIGMA, P_THR, RGB_HARD, RGB_SOFTMAX, S_BARY, S_BOX, S_FRONT, S_INVLEN, S_INVZ, S_KLINE, S_LIM,
     S_LINES, S_XY, TILE, TILE_PIXELS,
 )
@@ -64,6 +69,7 @@ def setup(f: ti.template(), cnt: ti.template(), n: ti.i32):
         f.box[i, 2], f.box[i, 3] = r0 // TILE, r1 // TILE
         cnt[i] = ti.select(empty, 0, (c1 // TILE - c0 // TILE + 1) * (r1 // TILE - r0 // TILE + 1))
         f.box[i, 4], f.box[i, 5] = 0, 0
+        f.pbox[i, 0], f.pbox[i, 1], f.pbox[i, 2], f.pbox[i, 3] = ti.select(empty, 1, c0), ti.select(empty, 0, c1), r0, r1
         fs = ti.static(f.fs)
         fs[i, S_BOX] = ti.select(culled, 1.0, xmin)
         fs[i, S_BOX + 1] = ti.select(culled, -1.0, xmax)
@@ -163,7 +169,8 @@ def rasterize(f: ti.template(), t: ti.template(), m: ti.template(), n_cells: ti.
 
 
 @ti.func
-def _accumulate_fragment(f: ti.template(), m: ti.template(), b, fi, fb, row, col, px, py):
+def _accumulate_fragment(f: ti.template(), m: ti.template(), b, fi, fb, row, col, px, py, x0, y0, x1, y1, x2, y2, z0,
+                         z1, z2):
     """The differentiable part of ``accumulate`` for one fragment: straight-line code whose sums are
     gated by ``ti.select`` (nested ``if``s around differentiable code make Taichi's reverse pass keep
     a stack per branch value and run ~4x slower: docs/design.md). Values of fragments a select
@@ -171,7 +178,6 @@ def _accumulate_fragment(f: ti.template(), m: ti.template(), b, fi, fb, row, col
     H, W = f.dims[D_H], f.dims[D_W]
     p = (b * H + row) * W + col
     prm = ti.static(f.prm)
-    x0, y0, x1, y1, x2, y2, z0, z1, z2 = _corners(f.fv, fb)
     a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20 = _face_terms(x0, y0, x1, y1, x2, y2, z0, z1, z2, f.fv.dtype)
     keep, inside, sd2, c0, c1, c2, zp = _fragment(
         px, py, x0, y0, x1, y1, x2, y2, a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20, prm[P_THR], (), m.dist
@@ -187,7 +193,7 @@ def _accumulate_fragment(f: ti.template(), m: ti.template(), b, fi, fb, row, col
         else:
             f.accg[p, f.grp[fb]] += ti.select(keep, D, 0.0)
     if ti.static(m.rgb == RGB_SOFTMAX):
-        colours = keep and _colours(f.fs[fb, S_FRONT] > 0.5, zp, prm, m.fill_back)
+        colours = keep & _colours(f.fs[fb, S_FRONT] > 0.5, zp, prm, m.fill_back)
         zn = (prm[P_FAR] - zp) / (prm[P_FAR] - prm[P_NEAR])
         # zn <= m up to rounding (the forward read the stored setup, this pass recomputes it, so the
         # max fragment may land a few ulps above m: its gradient must survive). The bound only keeps
@@ -202,23 +208,39 @@ def _accumulate_fragment(f: ti.template(), m: ti.template(), b, fi, fb, row, col
 
 
 @ti.kernel
-def accumulate(f: ti.template(), t: ti.template(), m: ti.template(), n_pairs: ti.i32):
-    """The sums of ``rasterize`` as a flat loop over (tile-face pair, pixel of the tile) that only
-    ``+=`` into ``acc``/``accg``; run as ``accumulate.grad`` only (see the module docstring)."""
+def gather_corners(f: ti.template(), t: ti.template(), pv: ti.template(), n_pairs: ti.i32):
+    """Per tile-face pair q, its face's corners into ``pv`` (nine fields of n_pairs, differentiable)."""
+    for q in range(n_pairs):
+        fb = (t.cell[q] >> (f.dims[D_LOG_GX] + f.dims[D_LOG_GY])) * f.dims[D_F] + t.lst[q]
+        for j in ti.static(range(9)):
+            pv[j][q] = f.fv[fb * 9 + j]
+
+
+@ti.kernel
+def accumulate(f: ti.template(), t: ti.template(), pv: ti.template(), m: ti.template(), n_pairs: ti.i32):
+    """The sums of ``rasterize``, one thread per tile-face pair q and its tile's pixels in an inner
+    loop, only ``+=`` into ``acc``/``accg``; run as ``accumulate.grad`` only (see the module
+    docstring: ``pv`` is the pair's copy of its face's corners, loaded inside the inner loop)."""
     ti.loop_config(serialize=m.serial)
-    for q, k in ti.ndrange(n_pairs, TILE_PIXELS):
+    for q in range(n_pairs):
         c = t.cell[q]
-        b, row, col, on_image = _pixel_of(f, c, k)
         fi = t.lst[q]
-        fb = b * f.dims[D_F] + fi
-        px, py = _pixel_xy(f, col, row)
-        # One `if`, on a gradient-free test (stored setup only): the differentiable loads, whose
-        # adjoints are atomics, run only for fragments that take part.
-        take = False
-        if on_image and _in_box(f.fs, fb, px, py, m.dist):
-            take = _stored_fragment(f, fb, px, py, m.dist)[0]
-        if take:
-            _accumulate_fragment(f, m, b, fi, fb, row, col, px, py)
+        for k in range(TILE_PIXELS):
+            b, row, col, _ = _pixel_of(f, c, k)
+            fb = b * f.dims[D_F] + fi
+            pb = ti.static(f.pbox)
+            # Most of a tile's pixels lie outside a small face's box: reject them on the face's pixel
+            # range (integers; within the image) before any float work. Then one `if`, on a
+            # gradient-free test (stored setup only), around the differentiable part.
+            in_range = (col >= pb[fb, 0]) & (col <= pb[fb, 1]) & (row >= pb[fb, 2]) & (row <= pb[fb, 3])
+            take = False
+            if in_range:
+                px, py = _pixel_xy(f, col, row)
+                take = _in_box(f.fs, fb, px, py, m.dist) & _stored_fragment(f, fb, px, py, m.dist)[0]
+            if take:
+                px, py = _pixel_xy(f, col, row)
+                _accumulate_fragment(f, m, b, fi, fb, row, col, px, py, pv[0][q], pv[1][q], pv[3][q], pv[4][q], pv[6][q],
+                                     pv[7][q], pv[2][q], pv[5][q], pv[8][q])
 
 
 @ti.kernel

@@ -12,10 +12,15 @@ the compile-time switches in a :class:`Modes` tuple:
 * ``fs``   (B*F, NS)      per-face setup (``S_*``): grown box, edge lines, barycentric coefficients,
                           1/z, 1/|edge|^2, facing — computed once per face by ``setup``
 * ``box``  (B*F, 6)       each face's inclusive tile range (x0, x1, y0, y1, 0, 0); empty when x0 > x1
+* ``pbox`` (B*F, 4)       its inclusive pixel range (col0, col1, row0, row1), a superset of the
+                          pixels in its grown box; empty when col0 > col1
 * :class:`Lists` ``off``, ``lst``, ``cell``: faces binned per tile (``kernels/binning.py``), tile c
                           lists ``lst[off[c]:off[c+1]]`` in face order; ``cell[q]`` is entry q's tile
                           (a separate template argument: only the two passes that read it
                           recompile when the lists outgrow their fields)
+* ``pv`` (9 fields of n_pairs) each tile-face pair's copy of its face's corners (grad; the reverse
+                          pass only, ``raster.gather_corners``): one 1-D field per coordinate, so
+                          that Taichi writes their adjoints without atomics (docs/design.md)
 * ``pm`` (B*P) softmax shift m, ``psel`` (B*P) nearest covering face, ``phard`` (B*P) hard alpha,
   ``pinv`` (B*P) 1 / sum(w) (forward-only: constants for gradients)
 * ``acc``  (B*P, 7)       per-pixel sums: log(1-D), D, w, w*z, w*rgb (grad); ``accg`` per group
@@ -31,7 +36,8 @@ from typing import NamedTuple
 from ..conventions import AUX_CHANNELS
 from ..conventions import code as _code
 
-TILE = 8
+TILE_LOG = 3
+TILE = 1 << TILE_LOG
 TILE_PIXELS = TILE * TILE
 
 # Real settings in ``prm``.
@@ -105,6 +111,7 @@ class Fields(NamedTuple):
     grp: object
     fs: object
     box: object
+    pbox: object
     pm: object
     psel: object
     phard: object

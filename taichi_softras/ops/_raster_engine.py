@@ -45,7 +45,7 @@ class Engine:
         pix = B * P
         needs = {
             "image_size=(H, W) with the batch size": (pix * (real * ((ACC_WIDTH + OUT_WIDTH) * g + 2) + 4), pix * ACC_WIDTH),
-            "face_vertices (B, F)": (B * F * (real * (9 * g + L.NS + (6 * g if uv else 0)) + 4 * 8), B * F * L.NS),
+            "face_vertices (B, F)": (B * F * (real * (9 * g + L.NS + (6 * g if uv else 0)) + 4 * 12), B * F * L.NS),
             "textures": (tex_numel * real * g, tex_numel),
         }
         if x.groups:
@@ -70,6 +70,7 @@ class Engine:
             grp=g("grp", ti.i32, used(G, B * F)),
             fs=g("fs", r, B * F, width=L.NS),
             box=g("box", ti.i32, B * F, width=6),
+            pbox=g("pbox", ti.i32, B * F, width=4),
             pm=g("pm", r, B * P),
             psel=g("psel", ti.i32, B * P),
             phard=g("phard", r, B * P),
@@ -193,7 +194,16 @@ class Engine:
         if x.groups:
             K.compose_groups.grad(f, m, B * P, x.groups)
         if self._n_pairs:
-            K.accumulate.grad(f, lists, m, self._n_pairs)
+            n = self._n_pairs
+            real = 8 if self.real == ti.f64 else 4
+            check_budget({"sigma_val (the cut-off radius) with image_size and the face sizes": (n * 9 * 2 * real, n)},
+                         "soft_rasterize's backward")
+            pv = tuple(self.pool.get(f"pv{j}", self.real, n, grad=True) for j in range(9))
+            K.gather_corners(f, lists, pv, n)
+            for v in pv:
+                zero(v.grad, n)
+            K.accumulate.grad(f, lists, pv, m, n)
+            K.gather_corners.grad(f, lists, pv, n)
         if s.aggr_func_rgb == "hard":
             K.accumulate_chosen.grad(f, m, B * P)
         out = {}
