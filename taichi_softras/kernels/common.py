@@ -37,33 +37,36 @@ def store(src: ti.template(), dst: ti.types.ndarray(), n: ti.i32):
 
 @ti.kernel
 def store_image(out: ti.template(), img: ti.types.ndarray(), P: ti.i32, c0: ti.i32):
-    """img (B, C, P) <- out[b*P + p, c0 + c]."""
-    for b, c, p in ti.ndrange(img.shape[0], img.shape[1], P):
-        img[b, c, p] = out[b * P + p, c0 + c]
+    """img (B, C, P) <- out[b*P + p, c0 + c] (one thread per pixel, see ``store_rgba_depth``)."""
+    for b, p in ti.ndrange(img.shape[0], P):
+        for c in range(img.shape[1]):
+            img[b, c, p] = out[b * P + p, c0 + c]
 
 
 @ti.kernel
 def load_image(img: ti.types.ndarray(), out: ti.template(), P: ti.i32, c0: ti.i32):
-    """out[b*P + p, c0 + c] <- img (B, C, P)."""
-    for b, c, p in ti.ndrange(img.shape[0], img.shape[1], P):
-        out[b * P + p, c0 + c] = img[b, c, p]
+    """out[b*P + p, c0 + c] <- img (B, C, P) (one thread per pixel)."""
+    for b, p in ti.ndrange(img.shape[0], P):
+        for c in range(img.shape[1]):
+            out[b * P + p, c0 + c] = img[b, c, p]
 
 
 @ti.kernel
 def store_rgba_depth(out: ti.template(), img: ti.types.ndarray(), depth: ti.types.ndarray(), P: ti.i32):
-    """img (B, 4, P) <- out[b*P + p, 0:4], depth (B, 1, P) <- out[b*P + p, 4] (one launch)."""
-    for b, c, p in ti.ndrange(img.shape[0], 5, P):
-        if c < 4:
-            img[b, c, p] = out[b * P + p, c]
-        else:
-            depth[b, 0, p] = out[b * P + p, 4]
+    """img (B, 4, P) <- out[b*P + p, 0:4], depth (B, 1, P) <- out[b*P + p, 4] (one launch; one thread
+    per pixel with the channels unrolled: a (B, 5, P) range costs two integer divisions per value)."""
+    for b, p in ti.ndrange(img.shape[0], P):
+        i = b * P + p
+        for c in ti.static(range(4)):
+            img[b, c, p] = out[i, c]
+        depth[b, 0, p] = out[i, 4]
 
 
 @ti.kernel
 def load_rgba_depth(img: ti.types.ndarray(), depth: ti.types.ndarray(), out: ti.template(), P: ti.i32):
-    """out[b*P + p, 0:5] <- img (B, 4, P), depth (B, 1, P) (one launch)."""
-    for b, c, p in ti.ndrange(img.shape[0], 5, P):
-        if c < 4:
-            out[b * P + p, c] = img[b, c, p]
-        else:
-            out[b * P + p, 4] = depth[b, 0, p]
+    """out[b*P + p, 0:5] <- img (B, 4, P), depth (B, 1, P) (one launch, one thread per pixel)."""
+    for b, p in ti.ndrange(img.shape[0], P):
+        i = b * P + p
+        for c in ti.static(range(4)):
+            out[i, c] = img[b, c, p]
+        out[i, 4] = depth[b, 0, p]
