@@ -34,7 +34,7 @@ from .fragment import (
     _pixel_of, _pixel_xy, _softplus, _stored_fragment, _texel,
 )
 from .raster_layout import (
-    ALPHA_HARD, ALPHA_PROD, AUX_N, AUX_Q, AUX_S, DIST_HARD, D_F, D_H, D_LOG_GX, D_LOG_GY, D_W, EXP_ARG_MAX, P_BG, P_EPS, P_FAR, P_GAMMA,
+    ALPHA_HARD, ALPHA_PROD, AUX_N, AUX_Q, AUX_S, DIST_HARD, D_F, D_H, D_W, EXP_ARG_MAX, P_BG, P_EPS, P_FAR, P_GAMMA,
     P_NEAR, P_RAD, P_SIGMA, P_THR, RGB_HARD, RGB_SOFTMAX, S_BARY, S_BOX, S_FRONT, S_INVLEN, S_INVZ, S_KLINE, S_LIM,
     S_LINES, S_XY, TILE, TILE_PIXELS,
 )
@@ -208,12 +208,16 @@ def _accumulate_fragment(f: ti.template(), m: ti.template(), b, fi, fb, row, col
 
 
 @ti.kernel
-def gather_corners(f: ti.template(), t: ti.template(), pv: ti.template(), n_pairs: ti.i32):
-    """Per tile-face pair q, its face's corners into ``pv`` (nine fields of n_pairs, differentiable)."""
+def gather_corners(f: ti.template(), t: ti.template(), pv: ti.template(), m: ti.template(), n_pairs: ti.i32):
+    """Per tile-face pair q, its face's corners into ``pv`` (nine fields of n_pairs, differentiable),
+    in the order of ``_corners``: x0, y0, x1, y1, x2, y2, z0, z1, z2. Its ``.grad`` adds each pair's
+    corner adjoints into ``fv.grad`` (atomics across pairs: serialized when ``m.serial``)."""
+    ti.loop_config(serialize=m.serial)
     for q in range(n_pairs):
-        fb = (t.cell[q] >> (f.dims[D_LOG_GX] + f.dims[D_LOG_GY])) * f.dims[D_F] + t.lst[q]
-        for j in ti.static(range(9)):
-            pv[j][q] = f.fv[fb * 9 + j]
+        fb = _pixel_of(f, t.cell[q], 0)[0] * f.dims[D_F] + t.lst[q]
+        x0, y0, x1, y1, x2, y2, z0, z1, z2 = _corners(f.fv, fb)  # in _corners' order
+        pv[0][q], pv[1][q], pv[2][q], pv[3][q], pv[4][q], pv[5][q] = x0, y0, x1, y1, x2, y2
+        pv[6][q], pv[7][q], pv[8][q] = z0, z1, z2
 
 
 @ti.kernel
@@ -233,14 +237,13 @@ def accumulate(f: ti.template(), t: ti.template(), pv: ti.template(), m: ti.temp
             # range (integers; within the image) before any float work. Then one `if`, on a
             # gradient-free test (stored setup only), around the differentiable part.
             in_range = (col >= pb[fb, 0]) & (col <= pb[fb, 1]) & (row >= pb[fb, 2]) & (row <= pb[fb, 3])
+            px, py = _pixel_xy(f, col, row)
             take = False
             if in_range:
-                px, py = _pixel_xy(f, col, row)
                 take = _in_box(f.fs, fb, px, py, m.dist) & _stored_fragment(f, fb, px, py, m.dist)[0]
             if take:
-                px, py = _pixel_xy(f, col, row)
-                _accumulate_fragment(f, m, b, fi, fb, row, col, px, py, pv[0][q], pv[1][q], pv[3][q], pv[4][q], pv[6][q],
-                                     pv[7][q], pv[2][q], pv[5][q], pv[8][q])
+                _accumulate_fragment(f, m, b, fi, fb, row, col, px, py, pv[0][q], pv[1][q], pv[2][q], pv[3][q], pv[4][q],
+                                     pv[5][q], pv[6][q], pv[7][q], pv[8][q])
 
 
 @ti.kernel

@@ -24,6 +24,10 @@ from ._buffers import FieldPool, check_budget
 ACC_WIDTH, OUT_WIDTH = 7, 5
 
 
+#: The argument named when the tile-face pairs exceed the budget (binning and the backward's copies).
+_PAIRS_ARG = "sigma_val (the cut-off radius) with image_size and the face sizes"
+
+
 class Engine:
     """Buffers and kernel launches for one real dtype (float32 or float64) and grad mode."""
 
@@ -38,9 +42,13 @@ class Engine:
 
     # -- buffers ---------------------------------------------------------------------------
 
+    @property
+    def _real_bytes(self) -> int:
+        return 8 if self.real == ti.f64 else 4
+
     def _plan(self, B, F, tex_numel, P, x, uv: bool) -> None:
         """Refuse calls whose buffers exceed the budget (before anything is allocated)."""
-        real = 8 if self.real == ti.f64 else 4
+        real = self._real_bytes
         g = 2 if self.grad else 1
         pix = B * P
         needs = {
@@ -139,7 +147,7 @@ class Engine:
         # Sorted tile lists make the forward bit-repeatable: a serial fill on CPU, a sort on GPUs.
         order_kept = serial or runtime.active_arch() == "cpu"
         bins = bin_items(self.pool, f.box, B * F, F, (1 << lgx, 1 << lgy, 1),
-                         B, order_kept, "sigma_val (the cut-off radius) with image_size and the face sizes", counted=True)
+                         B, order_kept, _PAIRS_ARG, counted=True)
         self.last_pairs = self._n_pairs = bins.n_pairs
         lists = L.Lists(bins.off, bins.lst, bins.cell)
         m = self.modes(s, x, serial)
@@ -195,15 +203,13 @@ class Engine:
             K.compose_groups.grad(f, m, B * P, x.groups)
         if self._n_pairs:
             n = self._n_pairs
-            real = 8 if self.real == ti.f64 else 4
-            check_budget({"sigma_val (the cut-off radius) with image_size and the face sizes": (n * 9 * 2 * real, n)},
-                         "soft_rasterize's backward")
+            check_budget({_PAIRS_ARG: (n * 9 * 2 * self._real_bytes, n)}, "soft_rasterize's backward")
             pv = tuple(self.pool.get(f"pv{j}", self.real, n, grad=True) for j in range(9))
-            K.gather_corners(f, lists, pv, n)
+            K.gather_corners(f, lists, pv, m, n)
             for v in pv:
                 zero(v.grad, n)
             K.accumulate.grad(f, lists, pv, m, n)
-            K.gather_corners.grad(f, lists, pv, n)
+            K.gather_corners.grad(f, lists, pv, m, n)
         if s.aggr_func_rgb == "hard":
             K.accumulate_chosen.grad(f, m, B * P)
         out = {}
