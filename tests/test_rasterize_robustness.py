@@ -171,7 +171,7 @@ def test_deterministic_mode_gives_bit_identical_gradients():
     fv[..., 2] += 3
     tex = torch.rand(2, 200, 4, 3, generator=g)
     grads = []
-    for _ in range(5):
+    for _ in range(20):  # a race shows in roughly 1 of 40 repeats (gather_corners.grad, CI)
         v = fv.clone().requires_grad_()
         t = tex.clone().requires_grad_()
         soft_rasterize(v, t, image_size=32, sigma_val=1e-3, gamma_val=1e-2, deterministic=True).square().sum().backward()
