@@ -121,9 +121,10 @@ def rasterize(f: ti.template(), t: ti.template(), m: ti.template(), n_cells: ti.
                     if keep:
                         xs = sd2 / prm[P_SIGMA]
                         D = _coverage(xs, inside, m.dist)
-                        if ti.static(m.dist != DIST_HARD):
+                        if ti.static(m.log_sum):
                             log_sum += -_softplus(xs)
-                        d_sum += D
+                        if ti.static(m.d_sum):
+                            d_sum += D
                         # D > 0.5 exactly when delta d^2 > 0 (or inside, for hard distances); testing
                         # the sigmoid would round a tiny positive x to 0.5 and miss it.
                         if sd2 > 0 or (ti.static(m.dist == DIST_HARD) and inside):
@@ -184,9 +185,10 @@ def _accumulate_fragment(f: ti.template(), m: ti.template(), b, fi, fb, row, col
     )
     xs = ti.select(keep, sd2 / prm[P_SIGMA], 0.0)
     D = _coverage(xs, inside, m.dist)
-    if ti.static(m.dist != DIST_HARD):
+    if ti.static(m.log_sum):
         f.acc[p, 0] += ti.select(keep, -_softplus(xs), 0.0)
-    f.acc[p, 1] += ti.select(keep, D, 0.0)
+    if ti.static(m.d_sum):
+        f.acc[p, 1] += ti.select(keep, D, 0.0)
     if ti.static(m.groups):
         if ti.static(m.dist != DIST_HARD):
             f.accg[p, f.grp[fb]] += ti.select(keep, -_softplus(xs), 0.0)

@@ -23,7 +23,7 @@ the compile-time switches in a :class:`Modes` tuple:
                           that Taichi writes their adjoints without atomics (docs/design.md)
 * ``pm`` (B*P) softmax shift m, ``psel`` (B*P) nearest covering face, ``phard`` (B*P) hard alpha,
   ``pinv`` (B*P) 1 / sum(w) (forward-only: constants for gradients)
-* ``acc``  (B*P, 7)       per-pixel sums: log(1-D), D, w, w*z, w*rgb (grad); ``accg`` per group
+* ``acc``  (B*P, 7)       per-pixel sums: log(1-D), D, w, w*z, w*rgb (grad; a sum compose does not read stays 0: ``Modes.log_sum``, ``Modes.d_sum``); ``accg`` per group
 * ``out``  (B*P, 5)       RGBA + depth (grad); ``outg`` group masks; ``aux`` (B*P, 9) auxiliary
 * ``prm``  (16)           real-valued settings (``P_*``), so new sigma/gamma never recompile
 * ``dims`` (9)            integer sizes (``D_*``, :class:`Dims`): B, F, H, W, R, TH, TW, log2 tile grid
@@ -145,4 +145,16 @@ class Modes(NamedTuple):
     groups: bool  # face groups given (group masks)
     normals: bool  # vertex normals given (aux output)
     serial: bool  # one thread (deterministic=True)
+
+    # Which of the per-pixel sums ``compose`` reads: the passes skip the others (and their sigmoid
+    # or softplus), so a silhouette-only call pays for neither colours nor the unused alpha sum.
+    @property
+    def log_sum(self) -> bool:
+        """acc[:, 0], sum of log(1 - D) = -softplus(x): product alpha with soft distances."""
+        return self.alpha == ALPHA_PROD and self.dist != DIST_HARD
+
+    @property
+    def d_sum(self) -> bool:
+        """acc[:, 1], sum of D: summed alpha."""
+        return self.alpha == ALPHA_SUM
 
