@@ -51,11 +51,6 @@ def _seg_dist2(px, py, ax, ay, bx, by, inv_len2):
 
 
 @ti.func
-def _softplus(x):
-    return ti.max(x, 0.0) + ti.log(1.0 + ti.exp(-ti.abs(x)))
-
-
-@ti.func
 def _pixel_xy(f: ti.template(), col, row):
     """NDC centre of pixel (col, row) (conventions.py), the same expression in every pass."""
     H, W, inv_s = f.dims[D_H], f.dims[D_W], f.prm[P_INV_S]
@@ -156,11 +151,15 @@ def _colours(front, zp, prm, fill_back: ti.template()):
 
 @ti.func
 def _coverage(xs, inside, dist: ti.template()):
-    """D of a kept fragment from x = delta d^2 / sigma (>= -ln(1/dist_eps - 1): exp(-x) is finite)."""
+    """D of a kept fragment from x = delta d^2 / sigma (>= -ln(1/dist_eps - 1): exp(-|x|) is finite)
+    and log(1 - D) = -softplus(x), both from one exp(-|x|): D = 1/(1+e) for x >= 0, e/(1+e) below;
+    softplus(x) = max(x, 0) + log(1 + e). Hard distances: D = inside, log(1 - D) = 0 (unused)."""
     if ti.static(dist == DIST_HARD):
-        return ti.select(inside, 1.0, 0.0)
+        return ti.select(inside, 1.0, 0.0), 0.0 * xs
     else:
-        return 1.0 / (1.0 + ti.exp(-xs))
+        e = ti.exp(-ti.abs(xs))
+        r = 1.0 / (1.0 + e)
+        return ti.select(xs >= 0.0, r, e * r), -(ti.max(xs, 0.0) + ti.log(1.0 + e))
 
 
 @ti.func

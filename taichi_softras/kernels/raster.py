@@ -31,7 +31,7 @@ import taichi as ti
 from ..conventions import DET_EPS, Z_CULL
 from .fragment import (
     _chosen_fragment, _clamped_det, _colours, _corners, _coverage, _edge_line, _face_terms, _fragment, _in_box,
-    _pixel_of, _pixel_xy, _softplus, _stored_fragment, _texel,
+    _pixel_of, _pixel_xy, _stored_fragment, _texel,
 )
 from .raster_layout import (
     ALPHA_HARD, ALPHA_PROD, AUX_N, AUX_Q, AUX_S, DIST_HARD, D_F, D_H, D_W, EXP_ARG_MAX, P_BG, P_EPS, P_FAR, P_GAMMA,
@@ -120,9 +120,9 @@ def rasterize(f: ti.template(), t: ti.template(), m: ti.template(), n_cells: ti.
                     keep, inside, sd2, c0, c1, c2, zp = _stored_fragment(f, fb, px, py, m.dist)
                     if keep:
                         xs = sd2 / prm[P_SIGMA]
-                        D = _coverage(xs, inside, m.dist)
+                        D, lg = _coverage(xs, inside, m.dist)
                         if ti.static(m.log_sum):
-                            log_sum += -_softplus(xs)
+                            log_sum += lg
                         if ti.static(m.d_sum):
                             d_sum += D
                         # D > 0.5 exactly when delta d^2 > 0 (or inside, for hard distances); testing
@@ -132,7 +132,7 @@ def rasterize(f: ti.template(), t: ti.template(), m: ti.template(), n_cells: ti.
                         if ti.static(m.groups):  # plain load/store: one thread owns the pixel
                             g = f.grp[fb]
                             if ti.static(m.dist != DIST_HARD):
-                                f.accg[p, g] = f.accg[p, g] - _softplus(xs)
+                                f.accg[p, g] = f.accg[p, g] + lg
                             else:
                                 f.accg[p, g] = f.accg[p, g] + D
                         if _colours(f.fs[fb, S_FRONT] > 0.5, zp, prm, m.fill_back):
@@ -184,14 +184,14 @@ def _accumulate_fragment(f: ti.template(), m: ti.template(), b, fi, fb, row, col
         px, py, x0, y0, x1, y1, x2, y2, a0, b0, a1, b1, iz0, iz1, iz2, l01, l12, l20, prm[P_THR], (), m.dist
     )
     xs = ti.select(keep, sd2 / prm[P_SIGMA], 0.0)
-    D = _coverage(xs, inside, m.dist)
+    D, lg = _coverage(xs, inside, m.dist)
     if ti.static(m.log_sum):
-        f.acc[p, 0] += ti.select(keep, -_softplus(xs), 0.0)
+        f.acc[p, 0] += ti.select(keep, lg, 0.0)
     if ti.static(m.d_sum):
         f.acc[p, 1] += ti.select(keep, D, 0.0)
     if ti.static(m.groups):
         if ti.static(m.dist != DIST_HARD):
-            f.accg[p, f.grp[fb]] += ti.select(keep, -_softplus(xs), 0.0)
+            f.accg[p, f.grp[fb]] += ti.select(keep, lg, 0.0)
         else:
             f.accg[p, f.grp[fb]] += ti.select(keep, D, 0.0)
     if ti.static(m.rgb == RGB_SOFTMAX):
