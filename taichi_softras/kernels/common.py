@@ -10,6 +10,14 @@ def zero(x: ti.template(), n: ti.i32):
 
 
 @ti.kernel
+def zero_each(xs: ti.template(), n: ti.i32):
+    """Zero the first n values of every 1-D field in the tuple ``xs`` (one launch for all)."""
+    for i in range(n):
+        for j in ti.static(range(len(xs))):
+            xs[j][i] = 0
+
+
+@ti.kernel
 def zero2(x: ti.template(), n: ti.i32):
     for i, k in ti.ndrange(n, x.shape[1]):
         x[i, k] = 0

@@ -210,11 +210,13 @@ def _accumulate_fragment(f: ti.template(), m: ti.template(), b, fi, fb, row, col
 
 
 @ti.kernel
-def gather_corners(f: ti.template(), t: ti.template(), pv: ti.template(), m: ti.template(), n_pairs: ti.i32):
+def gather_corners(f: ti.template(), t: ti.template(), pv: ti.template(), n_pairs: ti.i32):
     """Per tile-face pair q, its face's corners into ``pv`` (nine fields of n_pairs, differentiable),
     in the order of ``_corners``: x0, y0, x1, y1, x2, y2, z0, z1, z2. Its ``.grad`` adds each pair's
-    corner adjoints into ``fv.grad`` (atomics across pairs: serialized when ``m.serial``)."""
-    ti.loop_config(serialize=m.serial)
+    corner adjoints into ``fv.grad``: serialized, so the sums are bit-repeatable and no two threads
+    contend for ``fv.grad``'s cache lines (run in parallel it was no faster on the 64-view training
+    batch and made a single 64^2 view's backward 20-40 % slower)."""
+    ti.loop_config(serialize=True)
     for q in range(n_pairs):
         fb = _pixel_of(f, t.cell[q], 0)[0] * f.dims[D_F] + t.lst[q]
         x0, y0, x1, y1, x2, y2, z0, z1, z2 = _corners(f.fv, fb)  # in _corners' order

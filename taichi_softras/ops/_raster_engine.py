@@ -16,7 +16,7 @@ from .. import conventions as C
 from .. import runtime
 from ..kernels import raster as K
 from ..kernels import raster_layout as L
-from ..kernels.common import load, load_image, load_rgba_depth, store, store_image, store_rgba_depth, zero, zero2
+from ..kernels.common import load, load_image, load_rgba_depth, store, store_image, store_rgba_depth, zero, zero2, zero_each
 from ._binning import bin_items, count_field
 from ..spec import AUX_WIDTH, Extras, RasterSettings
 from ._buffers import FieldPool, check_budget
@@ -205,11 +205,10 @@ class Engine:
             n = self._n_pairs
             check_budget({_PAIRS_ARG: (n * 9 * 2 * self._real_bytes, n)}, "soft_rasterize's backward")
             pv = tuple(self.pool.get(f"pv{j}", self.real, n, grad=True) for j in range(9))
-            K.gather_corners(f, lists, pv, m, n)
-            for v in pv:
-                zero(v.grad, n)
+            K.gather_corners(f, lists, pv, n)
+            zero_each(tuple(v.grad for v in pv), n)
             K.accumulate.grad(f, lists, pv, m, n)
-            K.gather_corners.grad(f, lists, pv, m, n)
+            K.gather_corners.grad(f, lists, pv, n)
         if s.aggr_func_rgb == "hard":
             K.accumulate_chosen.grad(f, m, B * P)
         out = {}
