@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import pathlib
 from dataclasses import dataclass
 
 MODELS = ("mesh", "implicit", "voxel")
+#: Learning-rate schedules: constant ``lr`` (SoftRas's), or a cosine from ``lr`` at step 0 down to
+#: ``lr * COSINE_FLOOR`` at ``steps`` (so a run's schedule depends on its total step count).
+LR_SCHEDULES = ("constant", "cosine")
+COSINE_FLOOR = 0.02
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,7 @@ class TrainConfig:
     steps: int = 250_000
     batch_size: int = 64
     lr: float = 1e-4
+    lr_schedule: str = "constant"
     seed: int = 0
     # network sizes (SoftRas's: conv 64/128/256, FC 1024, code 512, decoder 1024/2048)
     widths: tuple[int, ...] = (64, 128, 256)
@@ -34,6 +40,7 @@ class TrainConfig:
     lambda_laplacian: float = 5e-3
     lambda_flatten: float = 5e-4
     lambda_colour: float = 0.0  # > 0: the "full" model with the colour generator and loss
+    mesh_views: int = 2  # views rendered per shape: a, b and mesh_views - 2 more random ones
     # implicit model
     mlp_width: int = 128
     mlp_depth: int = 4
@@ -57,6 +64,10 @@ class TrainConfig:
     def __post_init__(self):
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.mesh_views < 2:
+            raise ValueError(f"mesh_views must be >= 2 (views a and b), got {self.mesh_views}")
         if self.probe_views < 2:
             raise ValueError(f"probe_views must be >= 2 (views a and b), got {self.probe_views}")
         if self.render_size < 1 or 64 % self.render_size:
@@ -65,6 +76,13 @@ class TrainConfig:
             raise ValueError(
                 f"batch_size >= 1, steps >= 0 and lr > 0 expected, got {self.batch_size}, {self.steps}, {self.lr}"
             )
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of step ``step`` (0-based) under :attr:`lr_schedule`."""
+        if self.lr_schedule == "constant" or self.steps <= 1:
+            return self.lr
+        t = min(step, self.steps - 1) / (self.steps - 1)
+        return self.lr * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * t)))
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)

@@ -24,12 +24,19 @@ from .render import render
 from .voxels import voxel_iou
 
 
-class MeshObjective:
-    """SoftRas's loss: silhouette IoU in views a and b + Laplacian + flatten (+ colour L1 for the
-    full model), for the mesh predicted from view a."""
+def extra_views(cfg_views: int, data: D.ShapeNetSplit, shape_idx, view_a, generator, device):
+    """``cfg_views - 2`` more random views per shape beyond a and b: (view ids, float RGBA images)
+    lists, one entry per extra view."""
+    ids = [torch.randint(0, D.NUM_VIEWS, view_a.shape, generator=generator) for _ in range(cfg_views - 2)]
+    return [v.to(device) for v in ids], [data.views(shape_idx, v).to(device) for v in ids]
 
-    def __init__(self, cfg: TrainConfig, model: torch.nn.Module):
-        self.cfg = cfg
+
+class MeshObjective:
+    """SoftRas's loss: silhouette IoU in views a and b (and ``mesh_views - 2`` more random views)
+    + Laplacian + flatten (+ colour L1 for the full model), for the mesh predicted from view a."""
+
+    def __init__(self, cfg: TrainConfig, model: torch.nn.Module, data: D.ShapeNetSplit | None = None):
+        self.cfg, self.data = cfg, data
         dec = model.decoder
         self.laplacian = LaplacianLoss(dec.vertices_base, dec.faces)
         self.flatten = FlattenLoss(dec.faces)
@@ -37,21 +44,25 @@ class MeshObjective:
     def __call__(self, net, img_a, img_b, view_a, view_b, generator, shape_idx) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         vertices, faces, colours = net(img_a)
-        both = lambda t: None if t is None else torch.cat((t, t))  # noqa: E731
-        rgba = render(both(vertices), both(faces), torch.cat((view_a, view_b)), both(colours), lit=False,
+        views, targets = [view_a, view_b], [img_a, img_b]
+        if cfg.mesh_views > 2:
+            more_views, more_images = extra_views(cfg.mesh_views, self.data, shape_idx, view_a, generator, img_a.device)
+            views, targets = views + more_views, targets + more_images
+        k = len(views)
+        each = lambda t: None if t is None else t.repeat(k, *(1,) * (t.dim() - 1))  # noqa: E731
+        rgba = render(each(vertices), each(faces), torch.cat(views), each(colours), lit=False,
                       image_size=cfg.render_size, sigma_val=cfg.sigma_val, aggr_func_rgb="hard", dist_eps=1e-10)
-        ra, rb = rgba.chunk(2)
-        if cfg.render_size != img_a.shape[-1]:  # targets at the render resolution (area average)
-            k = img_a.shape[-1] // cfg.render_size
-            img_a, img_b = F.avg_pool2d(img_a, k), F.avg_pool2d(img_b, k)
+        target = torch.cat(targets)
+        if cfg.render_size != target.shape[-1]:  # targets at the render resolution (area average)
+            target = F.avg_pool2d(target, target.shape[-1] // cfg.render_size)
         terms = {
-            "silhouette": iou_loss(ra[:, 3], img_a[:, 3]) + iou_loss(rb[:, 3], img_b[:, 3]),
+            # SoftRas's sum of the IoU losses of views a and b: twice their mean, over all k views
+            "silhouette": 2 * iou_loss(rgba[:, 3], target[:, 3]),
             "laplacian": self.laplacian(vertices).mean(),
             "flatten": self.flatten(vertices).mean(),
         }
         loss = terms["silhouette"] + cfg.lambda_laplacian * terms["laplacian"] + cfg.lambda_flatten * terms["flatten"]
         if colours is not None:
-            target = torch.cat((img_a, img_b))
             mask = target[:, 3:]
             terms["colour"] = ((rgba[:, :3] - target[:, :3]).abs() * mask).sum() / (3 * mask.sum()).clamp(min=1)
             loss = loss + cfg.lambda_colour * terms["colour"]
@@ -113,9 +124,9 @@ class ImplicitObjective:
                                     band=SURFACE_BAND, smooth=True)
 
         # probing is cheap next to the field, so extra views add supervision almost for free
-        views = [view_a, view_b] + [torch.randint(0, D.NUM_VIEWS, view_a.shape, generator=generator)
-                                    for _ in range(cfg.probe_views - 2)]
-        sil = torch.cat([img_a[:, 3], img_b[:, 3]] + [self.data.views(shape_idx, v)[:, 3].to(img_a) for v in views[2:]])
+        more_views, more_images = extra_views(cfg.probe_views, self.data, shape_idx, view_a, generator, img_a.device)
+        views = [view_a, view_b] + more_views
+        sil = torch.cat([img_a[:, 3], img_b[:, 3]] + [im[:, 3] for im in more_images])
         k = len(views)
         pixels, _ = sample_contour_pixels(sil, cfg.num_rays, generator=generator)
         probe = probe_view(D.view_eyes(torch.cat(views)).to(img_a), anchors.repeat(k, 1, 1),

@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
+import os
 import pathlib
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import torch
 from tqdm import tqdm
 
+from taichi_softras import runtime
 from taichi_softras.cli_kit import positive_int
 
 from . import datasets as D
@@ -37,6 +41,8 @@ from .train import train
 MODEL_KEYS = ("mesh", "mesh_full", "implicit", "voxel_3d")
 BASELINE_KEYS = ("retrieval", "per_class_mean", "mean_voxel")
 SUMMARY_KEYS = MODEL_KEYS + BASELINE_KEYS
+#: The order ``--jobs`` starts the runs in: the two longest first.
+TRAIN_ORDER = ("mesh", "implicit", "mesh_full", "voxel_3d")
 
 #: CPU-sized networks (2-4x narrower than SoftRas's) and optimizer, shared by the four models.
 CPU_COMMON = dict(batch_size=16, lr=5e-4, widths=(32, 64, 128), hidden=512, code=256, val_every=250,
@@ -104,9 +110,10 @@ def dataset(out: pathlib.Path, class_ids: list[str], per_class: int, seed: int) 
     return data
 
 
-def train_or_reuse(cfg: TrainConfig) -> float:
+def train_or_reuse(cfg: TrainConfig, position: int | None = None) -> float:
     """Train ``cfg`` (resuming a checkpoint in ``cfg.out``; a finished one is reused as it is);
-    returns the run's training seconds over all invocations (kept in ``train_seconds.json``)."""
+    returns the run's training seconds over all invocations (kept in ``train_seconds.json``).
+    ``position``: the line of its progress bar."""
     run_dir = pathlib.Path(cfg.out)
     ckpt, clock = run_dir / FILENAME, run_dir / "train_seconds.json"
     spent = json.loads(clock.read_text())["seconds"] if clock.is_file() else 0.0
@@ -118,12 +125,33 @@ def train_or_reuse(cfg: TrainConfig) -> float:
             return spent
     start = time.perf_counter()
     try:
-        train(cfg, resume=ckpt.is_file())
+        train(cfg, resume=ckpt.is_file(), position=position)
     finally:  # an interrupted run's time counts too (it resumes from its final checkpoint)
         if run_dir.is_dir():
             spent += time.perf_counter() - start
             clock.write_text(json.dumps({"seconds": round(spent, 1)}))
     return spent
+
+
+def _train_job(cfg: TrainConfig, threads: int, position: int) -> float:
+    """One model of ``--jobs N`` in its own (spawned) process: ``threads`` torch and Taichi CPU
+    threads, its progress bar on line ``position``."""
+    torch.set_num_threads(threads)
+    os.environ[runtime.CPU_THREADS_ENV] = str(threads)  # read when the first kernel starts Taichi
+    return train_or_reuse(cfg, position)
+
+
+def train_all(cfgs: dict[str, TrainConfig], jobs: int = 1) -> dict[str, float]:
+    """Train (or reuse) every config; returns each run's training seconds. ``jobs > 1`` trains
+    that many at once in spawned processes, the CPU's cores shared out between them (the two
+    longest runs, mesh and implicit, start first)."""
+    if jobs <= 1:
+        return {key: train_or_reuse(cfg) for key, cfg in cfgs.items()}
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    order = sorted(cfgs, key=TRAIN_ORDER.index)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {key: pool.submit(_train_job, cfgs[key], threads, i % jobs) for i, key in enumerate(order)}
+        return {key: futures[key].result() for key in cfgs}
 
 
 def summary(ious: dict[str, torch.Tensor], test: D.ShapeNetSplit) -> dict:
@@ -149,8 +177,10 @@ def evaluate_all(models: dict[str, torch.nn.Module], data: pathlib.Path, classes
 
 
 def run_recipe(name: str, out: pathlib.Path, data: pathlib.Path | None = None, classes: str | None = None,
-               per_class: int | None = None, seed: int = 0, models: tuple[str, ...] = MODEL_KEYS) -> dict:
-    """Dataset (unless ``data``) -> train ``models`` -> evaluate; writes the summary and returns it."""
+               per_class: int | None = None, seed: int = 0, models: tuple[str, ...] = MODEL_KEYS,
+               jobs: int = 1) -> dict:
+    """Dataset (unless ``data``) -> train ``models`` (``jobs`` at once) -> evaluate; writes the
+    summary and returns it."""
     recipe = RECIPES[name]
     class_ids = D.parse_class_ids(classes or recipe.classes)
     t0 = time.perf_counter()
@@ -158,11 +188,9 @@ def run_recipe(name: str, out: pathlib.Path, data: pathlib.Path | None = None, c
     if data is None:
         data = dataset(out, class_ids, per_class or recipe.per_class, seed)
         times["dataset"] = round(time.perf_counter() - t0, 1)
-    trained = {}
-    for key in models:
-        cfg = recipe.config(key, data, out, tuple(class_ids))
-        times[key] = round(train_or_reuse(dataclasses.replace(cfg, seed=seed)), 1)
-        trained[key] = E.load_run(cfg.out)[1]
+    cfgs = {key: dataclasses.replace(recipe.config(key, data, out, tuple(class_ids)), seed=seed) for key in models}
+    times |= {key: round(seconds, 1) for key, seconds in train_all(cfgs, jobs).items()}
+    trained = {key: E.load_run(cfg.out)[1] for key, cfg in cfgs.items()}
     t1 = time.perf_counter()
     ious, splits = evaluate_all(trained, data, class_ids)
     train_split, test = splits["train"], splits["test"]
@@ -190,6 +218,8 @@ def build_parser() -> Parser:
                    help="synthetic shapes per class (default: the recipe's; >= 3)")
     p.add_argument("--models", nargs="+", choices=MODEL_KEYS, default=list(MODEL_KEYS), help="models to train")
     p.add_argument("--seed", type=int, default=0, help="seed of the dataset and of every model")
+    p.add_argument("--jobs", type=positive_int, default=1,
+                   help="models trained at once, each in its own process with its share of the CPU's cores")
     return p
 
 
@@ -202,7 +232,7 @@ def _main(argv: list[str]) -> dict:
     name = "tiny" if args.tiny else args.recipe
     out = pathlib.Path(args.out)
     result = run_recipe(name, out, pathlib.Path(args.data) if args.data else None, args.classes, args.per_class,
-                        args.seed, tuple(args.models))
+                        args.seed, tuple(args.models), args.jobs)
     print((out / "tables.md").read_text())
     print("mean test IoU: " + ", ".join(f"{k} {v:.4f}" for k, v in result["mean_iou"].items()) + f" (-> {out / 'summary.json'})")
     return result

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from . import datasets as D
 from .checkpoint import FILENAME, CorruptCheckpointError, load_checkpoint, save_checkpoint
 from .cli import Parser, run
-from .config import MODELS, TrainConfig
+from .config import LR_SCHEDULES, MODELS, TrainConfig
 from .evaluate import evaluate_split
 from .models import build_model
 from .objectives import ImplicitObjective, MeshObjective, VoxelObjective, calibrate_voxel_level
@@ -75,7 +75,7 @@ def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Opti
 def make_objective(cfg: TrainConfig, model: torch.nn.Module, data: D.ShapeNetSplit, device: torch.device):
     """The loss of ``cfg.model`` (:mod:`reconstruction.objectives`) for ``model`` on ``data``."""
     if cfg.model == "mesh":
-        objective = MeshObjective(cfg, model)
+        objective = MeshObjective(cfg, model, data)
         objective.laplacian.to(device), objective.flatten.to(device)
         return objective
     return VoxelObjective(cfg, data) if cfg.model == "voxel" else ImplicitObjective(cfg, model, data)
@@ -91,6 +91,8 @@ def train_step(cfg: TrainConfig, objective, net: torch.nn.Module, opt: torch.opt
     terms = objective(net, img_a, img_b, view_a.to(device), view_b.to(device), gen, idx)
     opt.zero_grad(set_to_none=True)
     terms["loss"].backward()
+    for group in opt.param_groups:
+        group["lr"] = cfg.lr_at(step)
     opt.step()
     return terms
 
@@ -129,9 +131,10 @@ def check_batch_size(cfg: TrainConfig, n_shapes: int, world: int = 1) -> None:
             + f" exceeds the {n_shapes} training shapes in {cfg.data}; use --batch-size <= {n_shapes // world}")
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> torch.nn.Module:
+def train(cfg: TrainConfig, resume: bool = False, position: int | None = None) -> torch.nn.Module:
     """Run (or continue) training; returns the trained (unwrapped) model. Nothing is written to
-    ``cfg.out`` before the data, the batch size and (with ``resume``) the checkpoint are checked."""
+    ``cfg.out`` before the data, the batch size and (with ``resume``) the checkpoint are checked.
+    ``position``: the progress bar's line (several runs training at once each keep their own)."""
     rank, world, device = setup_distributed()
     out = pathlib.Path(cfg.out)
     ckpt_path = out / FILENAME
@@ -184,7 +187,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> torch.nn.Module:
                                         "config": cfg.to_json()})
             plot_history(history, out / "loss.png")
 
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.model}", disable=rank != 0, dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {out.name}", disable=rank != 0, dynamic_ncols=True,
+               position=position)
     on_main_thread = threading.current_thread() is threading.main_thread()
     if on_main_thread:  # a scheduler's SIGTERM acts like Ctrl-C
         previous_sigterm = signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -231,6 +235,7 @@ FIELD_HELP = {
     "steps": "total training steps (with --resume: train on until this step)",
     "batch_size": "training shapes per step (per rank)",
     "lr": "Adam learning rate",
+    "lr_schedule": "constant: lr throughout (SoftRas's); cosine: from lr down to 2%% of it at the last step",
     "seed": "random seed (initialization, batches, views)",
     "widths": "encoder conv channels, one per stride-2 block",
     "hidden": "encoder FC width",
@@ -240,6 +245,7 @@ FIELD_HELP = {
     "lambda_laplacian": "mesh: Laplacian regularizer weight",
     "lambda_flatten": "mesh: flatten regularizer weight",
     "lambda_colour": "mesh: colour L1 weight; > 0 trains the 'full' model with the colour generator",
+    "mesh_views": "mesh: views whose silhouettes the loss compares per shape (>= 2: a, b and random others)",
     "mlp_width": "implicit: occupancy MLP width",
     "mlp_depth": "implicit: occupancy MLP hidden layers",
     "num_anchors": "implicit: anchor points per shape",
@@ -270,8 +276,9 @@ def build_parser() -> Parser:
         help_text = FIELD_HELP.get(f.name, f.name.replace("_", " "))
         if isinstance(f.default, tuple):
             p.add_argument(flag, type=int, nargs="+", default=list(f.default), help=help_text)
-        elif f.name == "model":
-            p.add_argument(flag, choices=MODELS, default=f.default, help=help_text)
+        elif f.name in ("model", "lr_schedule"):
+            p.add_argument(flag, choices=MODELS if f.name == "model" else LR_SCHEDULES, default=f.default,
+                           help=help_text)
         else:
             p.add_argument(flag, type=type(f.default), default=f.default, required=f.name == "out", help=help_text)
     return p

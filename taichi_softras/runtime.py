@@ -33,6 +33,8 @@ from typing import Callable, Iterator
 import torch
 
 ENV = "TAICHI_SOFTRAS_ARCH"
+#: Threads of Taichi's CPU backend (unset: one per core), e.g. 1 in each of several training processes.
+CPU_THREADS_ENV = "TAICHI_SOFTRAS_CPU_THREADS"
 ARCHS = ("cpu", "cuda", "vulkan", "metal")
 #: Archs whose kernels read torch tensors in place; the others copy CPU tensors to the device.
 ZERO_COPY = {"cpu": "cpu", "cuda": "cuda"}
@@ -191,10 +193,17 @@ def _init_taichi(arch: str) -> None:
     if arch == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"the 'cuda' backend was requested ({ENV}=cuda, runtime.use or CUDA inputs) but torch sees no CUDA device")
     target = {"cpu": ti.cpu, "cuda": ti.cuda, "vulkan": ti.vulkan, "metal": ti.metal}[arch]
+    extra = {}
+    threads = os.environ.get(CPU_THREADS_ENV, "").strip()
+    if threads and arch == "cpu":  # Taichi's CPU thread pool (default: one thread per core)
+        if not threads.isdigit() or int(threads) < 1:
+            raise ValueError(f"{CPU_THREADS_ENV} must be a positive integer, got {threads!r}")
+        extra["cpu_max_num_threads"] = int(threads)
     quiet = io.StringIO()
     try:
         with contextlib.redirect_stdout(quiet):  # "[Taichi] Starting on arch=..." is a print
             ti.init(
+                **extra,
                 arch=target,
                 enable_fallback=False,  # a missing backend is an error, not a silent CPU run
                 default_fp=ti.f32,

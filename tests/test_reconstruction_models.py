@@ -1,6 +1,7 @@
 """Reconstruction networks, their losses and the voxelizations used for evaluation."""
 
 import numpy as np
+import pytest
 import torch
 
 from reconstruction import evaluate, make_dataset, shapes
@@ -118,3 +119,43 @@ def test_field_voxels_match_the_ground_truth_voxelizer():
         pred = evaluate.field_voxels(phi(evaluate.corner_points()).reshape(1, 33, 33, 33),
                                      phi(evaluate.centre_points()).reshape(1, 32, 32, 32))
         assert voxel_iou(pred, truth).item() > 0.9
+
+
+def test_mesh_objective_extra_views_render_every_view_and_keep_softras_scale():
+    """mesh_views = 2 is SoftRas's sum of the IoU losses of views a and b; more views render the
+    same mesh in each and the silhouette term is twice the mean of their IoU losses."""
+    from reconstruction import datasets as D
+    from reconstruction import objectives
+    from taichi_softras.losses import iou_loss
+
+    shape = shapes.random_shape("02958343", np.random.default_rng(1))
+    images = torch.from_numpy(make_dataset.render_shape(shape))[None]
+    data = D.ShapeNetSplit(["02958343"], images, torch.zeros(1, 32, 32, 32, dtype=torch.bool), torch.zeros(1).long())
+    model = MeshModel(**SMALL, decoder_hidden=(64, 128)).eval()
+    idx, va, vb = torch.tensor([0, 0]), torch.tensor([0, 5]), torch.tensor([9, 17])
+    img_a, img_b = data.views(idx, va), data.views(idx, vb)
+    calls = []
+    real_render = objectives.render
+
+    def spy(vertices, faces, views, *args, **kwargs):
+        calls.append(views.tolist())
+        return real_render(vertices, faces, views, *args, **kwargs)
+
+    objectives.render = spy
+    try:
+        with torch.no_grad():
+            vertices = model(img_a)[0]
+            two = MeshObjective(TrainConfig(model="mesh", **SMALL, render_size=32), model, data)
+            t2 = two(model, img_a, img_b, va, vb, torch.Generator().manual_seed(0), idx)
+            four = MeshObjective(TrainConfig(model="mesh", **SMALL, render_size=32, mesh_views=4), model, data)
+            t4 = four(model, img_a, img_b, va, vb, torch.Generator().manual_seed(0), idx)
+    finally:
+        objectives.render = real_render
+    assert calls[0] == [0, 5, 9, 17] and len(calls[1]) == 8 and calls[1][:4] == [0, 5, 9, 17]
+    ref = lambda views: sum(  # noqa: E731
+        iou_loss(real_render(vertices, model.decoder.faces[None].expand(2, -1, -1), v, lit=False, image_size=32,
+                             sigma_val=1e-4, aggr_func_rgb="hard", dist_eps=1e-10)[:, 3],
+                 torch.nn.functional.avg_pool2d(data.views(idx, v), 2)[:, 3]) for v in views)
+    assert t2["silhouette"].item() == pytest.approx(ref([va, vb]).item(), rel=1e-5)
+    views4 = [va, vb] + [torch.tensor(calls[1][4:6]), torch.tensor(calls[1][6:8])]
+    assert t4["silhouette"].item() == pytest.approx(ref(views4).item() / 2, rel=1e-5)

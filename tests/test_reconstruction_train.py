@@ -39,6 +39,19 @@ def _run(argv):
     return train.train(cfg, resume)
 
 
+def test_cosine_schedule_runs_from_lr_to_its_floor(data_dir, tmp_path):
+    from reconstruction.config import COSINE_FLOOR
+
+    cfg = TrainConfig(steps=5, lr=1e-3, lr_schedule="cosine")
+    assert [cfg.lr_at(s) for s in (0, 2, 4, 9)] == pytest.approx([1e-3, 1e-3 * (1 + COSINE_FLOOR) / 2] + [1e-3 * COSINE_FLOOR] * 2)
+    assert TrainConfig(steps=5, lr=1e-3).lr_at(4) == 1e-3
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")
+    _run(_args(data_dir, tmp_path / "c", steps=4, extra=["--lr", "1e-3", "--lr-schedule", "cosine"]))
+    state = load_checkpoint(tmp_path / "c" / "checkpoint.pt")
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 * COSINE_FLOOR)  # step 3 of 4: the floor
+
+
 def test_checkpoint_round_trip_and_atomic_write(tmp_path):
     path = tmp_path / "ck.pt"
     state = {"model": {"w": torch.arange(3.0)}, "optimizer": {}, "step": 7, "rng": {"torch": torch.get_rng_state()}}

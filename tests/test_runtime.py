@@ -226,6 +226,23 @@ def test_environment_variable_is_checked():
     assert done.returncode != 0 and "TAICHI_SOFTRAS_ARCH must be one of" in done.stderr
 
 
+def test_cpu_threads_variable_sizes_taichis_thread_pool_and_is_checked():
+    out = run_script(
+        """
+        import taichi as ti
+        img = render()
+        print(ti.lang.impl.current_cfg().cpu_max_num_threads, float(img.sum()))
+        """,
+        env={"TAICHI_SOFTRAS_CPU_THREADS": "1", "TAICHI_SOFTRAS_ARCH": "cpu"},
+    )
+    threads, total = out.split()
+    assert threads == "1" and float(total) == pytest.approx(_reference_image().sum().item(), rel=1e-6)
+    done = subprocess.run([sys.executable, "-c", SCENE + "\nrender()"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "TAICHI_SOFTRAS_CPU_THREADS": "two", "TAICHI_SOFTRAS_ARCH": "cpu"},
+                          timeout=120)
+    assert done.returncode != 0 and "TAICHI_SOFTRAS_CPU_THREADS must be a positive integer, got 'two'" in done.stderr
+
+
 def test_tensor_on_the_wrong_device_names_the_fix():
     arch = runtime.ensure_initialized()
     other = torch.device("cpu" if arch == "cuda" else "cuda")
